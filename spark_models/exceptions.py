@@ -1,0 +1,55 @@
+"""Every error spark-models raises. Catch :class:`SparkModelsError` to catch them all.
+
+Each subclass also derives from the closest built-in exception, so code that already
+catches ``FileNotFoundError`` or ``ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class SparkModelsError(Exception):
+    """Base class of all spark-models errors."""
+
+
+class ModelNotFoundError(SparkModelsError, FileNotFoundError):
+    """A model directory, or the MLmodel file inside it, does not exist."""
+
+
+class MalformedModelError(SparkModelsError, ValueError):
+    """An MLmodel file (or a file it points to) exists but cannot be understood."""
+
+
+class FlavorNotFoundError(SparkModelsError, LookupError):
+    """The model does not have the requested flavor."""
+
+
+class UnknownFlavorError(SparkModelsError, LookupError):
+    """No implementation is registered for a flavor name."""
+
+
+class MissingDependencyError(SparkModelsError, ImportError):
+    """A package the model or the requested feature needs is not installed."""
+
+
+class ArtifactNotFoundError(SparkModelsError, FileNotFoundError):
+    """A file the model refers to (artifact, pickled model, code path) is missing."""
+
+
+class InvalidModelUriError(SparkModelsError, ValueError):
+    """A model URI cannot be resolved."""
+
+
+class InvalidArgumentError(SparkModelsError, ValueError):
+    """An argument to a spark-models function is invalid."""
+
+
+class UnsafeModelError(SparkModelsError):
+    """Loading the model would run or trust code the caller has not allowed."""
+
+
+class SchemaError(SparkModelsError, ValueError):
+    """A signature or schema is malformed or uses an unsupported type."""
+
+
+class SchemaEnforcementError(SparkModelsError, ValueError):
+    """Model input does not match the model signature."""

@@ -1,0 +1,130 @@
+"""The python_function flavor: load any model as a ``PyFuncModel`` and score it.
+
+Drop-in names for MLflow's ``mlflow.pyfunc``::
+
+    import spark_models.pyfunc
+
+    class AddN(spark_models.pyfunc.PythonModel):
+        def __init__(self, n):
+            self.n = n
+
+        def predict(self, context, model_input):
+            return model_input.apply(lambda column: column + self.n)
+
+    spark_models.pyfunc.save_model(path="add_n_model", python_model=AddN(n=5))
+    model = spark_models.pyfunc.load_model("add_n_model")
+    model.predict(pandas_df)
+
+Loading a ``python_model.pkl`` unpickles it, which runs code: load only trusted models.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from spark_models.environment import default_requirements
+from spark_models.exceptions import InvalidArgumentError
+from spark_models.mlmodel import Model
+from spark_models.pyfunc.loading import load_model
+from spark_models.pyfunc.model import PythonModel, PythonModelContext
+from spark_models.pyfunc.model import save_model as _save_python_model
+from spark_models.pyfunc.pyfunc_model import PyFuncModel
+from spark_models.saving import copy_code_paths, finish_model, prepare_model_dir
+
+FLAVOR_NAME = "python_function"
+
+__all__ = [
+    "FLAVOR_NAME",
+    "PyFuncModel",
+    "PythonModel",
+    "PythonModelContext",
+    "load_model",
+    "save_model",
+    "add_to_model",
+    "spark_udf",
+]
+
+
+def add_to_model(model: Model, loader_module: str, data: str | None = None, code: str | None = None, **kwargs: Any) -> Model:
+    """Add a ``python_function`` flavor entry to an MLmodel (for custom flavors)."""
+    params = {"loader_module": loader_module, **kwargs}
+    if data is not None:
+        params["data"] = data
+    if code is not None:
+        params["code"] = code
+    return model.add_flavor(FLAVOR_NAME, **params)
+
+
+def save_model(
+    path: str | os.PathLike,
+    loader_module: str | None = None,
+    data_path: str | os.PathLike | None = None,
+    code_paths: Sequence[str | os.PathLike] | None = None,
+    conda_env: Any = None,
+    mlflow_model: Model | None = None,
+    python_model: PythonModel | None = None,
+    artifacts: dict[str, str] | None = None,
+    signature: Any = None,
+    input_example: Any = None,
+    pip_requirements: Any = None,
+    extra_pip_requirements: Any = None,
+    metadata: dict[str, Any] | None = None,
+    model_config: dict[str, Any] | None = None,
+) -> Model:
+    """Save a python_function model, in one of two ways (as in MLflow):
+
+    - ``python_model`` (+ ``artifacts``): a custom :class:`PythonModel`;
+    - ``loader_module`` (+ ``data_path``): your own module with ``_load_pyfunc(path)``,
+      shipped through ``code_paths`` or installed.
+    """
+    if (python_model is None) == (loader_module is None):
+        raise InvalidArgumentError("Pass exactly one of python_model= or loader_module=")
+    if python_model is not None:
+        if data_path is not None:
+            raise InvalidArgumentError("data_path goes with loader_module=, not python_model=")
+        return _save_python_model(
+            path, python_model, artifacts, code_paths, conda_env, pip_requirements, extra_pip_requirements,
+            signature, input_example, metadata, model_config, mlflow_model,
+        )
+    if artifacts is not None:
+        raise InvalidArgumentError("artifacts go with python_model=, not loader_module=")
+    return _save_with_loader_module(
+        path, loader_module, data_path, code_paths, conda_env, mlflow_model, signature, input_example,
+        pip_requirements, extra_pip_requirements, metadata,
+    )
+
+
+def _save_with_loader_module(
+    path, loader_module, data_path, code_paths, conda_env, mlflow_model, signature, input_example,
+    pip_requirements, extra_pip_requirements, metadata,
+) -> Model:
+    model_dir = prepare_model_dir(path)
+    try:
+        data = None
+        if data_path is not None:
+            src = Path(data_path)
+            if not src.exists():
+                raise InvalidArgumentError(f"data_path {str(src)!r} does not exist")
+            data = src.name
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, model_dir / data)
+        conf: dict[str, Any] = {"loader_module": loader_module, "code": copy_code_paths(code_paths, model_dir)}
+        if data is not None:
+            conf["data"] = data
+        return finish_model(
+            model_dir, mlflow_model or Model(), conf, default_requirements(), signature, input_example,
+            conda_env, pip_requirements, extra_pip_requirements, metadata,
+        )
+    except BaseException:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        raise
+
+
+def __getattr__(name: str) -> Any:
+    if name == "spark_udf":  # lives in the udf package; imported only when asked for
+        from udf import spark_udf
+
+        return spark_udf
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

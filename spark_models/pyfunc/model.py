@@ -1,0 +1,197 @@
+"""Custom Python models: ``PythonModel``, ``PythonModelContext`` and their loader.
+
+This module is the ``loader_module`` of custom models (MLflow's is ``mlflow.pyfunc.model``,
+which maps here). ``python_model.pkl`` is a cloudpickle file: loading it runs code, so
+load only models you trust.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from spark_models import serialization
+from spark_models.environment import default_requirements
+from spark_models.exceptions import ArtifactNotFoundError, InvalidArgumentError, MalformedModelError
+from spark_models.mlmodel import Model
+from spark_models.saving import copy_code_paths, finish_model, prepare_model_dir
+
+_logger = logging.getLogger(__name__)
+
+PYTHON_MODEL_FILE = "python_model.pkl"
+ARTIFACTS_DIR = "artifacts"
+LOADER_MODULE = "spark_models.pyfunc.model"
+
+
+class PythonModel:
+    """Base class of custom models. Override ``predict``; ``load_context`` is optional.
+
+    Both forms of ``predict`` work: ``predict(self, context, model_input, params=None)``
+    (MLflow 1.x/2.x) and ``predict(self, model_input, params=None)`` (MLflow 3).
+    """
+
+    def load_context(self, context: "PythonModelContext") -> None:
+        """Load artifacts from ``context.artifacts``; called once when the model loads."""
+
+    def predict(self, context, model_input, params: dict[str, Any] | None = None):  # pragma: no cover
+        raise NotImplementedError("PythonModel subclasses must implement predict()")
+
+
+class PythonModelContext:
+    """What ``load_context`` receives: local artifact paths and the model config."""
+
+    def __init__(self, artifacts: dict[str, str], model_config: dict[str, Any] | None = None):
+        self._artifacts = dict(artifacts)
+        self._model_config = dict(model_config or {})
+
+    @property
+    def artifacts(self) -> dict[str, str]:
+        """Artifact name → absolute local path."""
+        return self._artifacts
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        return self._model_config
+
+
+class _MlflowTypeHints:
+    """Stand-in for ``mlflow.models.signature._TypeHints`` found in MLflow 3 pickles."""
+
+    def __init__(self, input=None, output=None):
+        self.input = input
+        self.output = output
+
+
+def _predict_call_style(predict) -> tuple[bool, bool]:
+    """(takes context, takes params) for a bound ``predict`` method."""
+    try:
+        sig = inspect.signature(predict)
+    except (TypeError, ValueError):
+        return True, True
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_context = len(positional) >= 2 and positional[0].name != "model_input"
+    takes_params = "params" in sig.parameters or any(p.kind == p.VAR_KEYWORD for p in params)
+    return takes_context, takes_params
+
+
+class _PythonModelPyfuncWrapper:
+    """Adapts a loaded ``PythonModel`` to ``predict(model_input, params=None)``."""
+
+    def __init__(self, python_model: PythonModel, context: PythonModelContext):
+        self.python_model = python_model
+        self.context = context
+        self._takes_context, self._takes_params = _predict_call_style(python_model.predict)
+
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        args = (self.context, model_input) if self._takes_context else (model_input,)
+        if self._takes_params:
+            return self.python_model.predict(*args, params=params)
+        if params:
+            _logger.warning("The model's predict() takes no params; ignoring %s", sorted(params))
+        return self.python_model.predict(*args)
+
+    def unwrap_python_model(self) -> PythonModel:
+        return self.python_model
+
+
+def _copy_artifacts(artifacts: dict[str, str], model_dir: Path) -> dict[str, dict[str, str]]:
+    """Copy each artifact (local path or fsspec URI) under ``artifacts/``; returns the MLmodel entry."""
+    import fsspec
+
+    entries: dict[str, dict[str, str]] = {}
+    dest_root = model_dir / ARTIFACTS_DIR
+    dest_root.mkdir()
+    for name, uri in artifacts.items():
+        fs, src = fsspec.core.url_to_fs(str(uri))
+        if not fs.exists(src):
+            raise ArtifactNotFoundError(f"Artifact {name!r}: {uri!r} does not exist")
+        base = Path(src.rstrip("/")).name
+        rel = Path(ARTIFACTS_DIR) / base
+        if (model_dir / rel).exists():  # two artifacts with one file name: keep both
+            rel = Path(ARTIFACTS_DIR) / name / base
+        fs.get(src, str(model_dir / rel), recursive=fs.isdir(src))
+        entries[name] = {"path": rel.as_posix(), "uri": str(uri)}
+    return entries
+
+
+def save_model(
+    path: str | os.PathLike,
+    python_model: PythonModel | None = None,
+    artifacts: dict[str, str] | None = None,
+    code_paths: Sequence[str | os.PathLike] | None = None,
+    conda_env: Any = None,
+    pip_requirements: Any = None,
+    extra_pip_requirements: Any = None,
+    signature: Any = None,
+    input_example: Any = None,
+    metadata: dict[str, Any] | None = None,
+    model_config: dict[str, Any] | None = None,
+    mlflow_model: Model | None = None,
+) -> Model:
+    """Save a custom ``PythonModel`` with its artifacts as a python_function model."""
+    if python_model is None:
+        raise InvalidArgumentError("save_model needs python_model (a PythonModel instance)")
+    if not callable(getattr(python_model, "predict", None)):
+        raise InvalidArgumentError(f"python_model must have a predict() method; got {type(python_model).__name__}")
+    model_dir = prepare_model_dir(path)
+    mlflow_model = mlflow_model or Model()
+    try:
+        serialization.dump(python_model, model_dir / PYTHON_MODEL_FILE, serialization.CLOUDPICKLE)
+        conf: dict[str, Any] = {
+            "loader_module": LOADER_MODULE,
+            "python_model": PYTHON_MODEL_FILE,
+            "cloudpickle_version": _cloudpickle_version(),
+            "code": copy_code_paths(code_paths, model_dir),
+        }
+        if artifacts:
+            conf["artifacts"] = _copy_artifacts(artifacts, model_dir)
+        if model_config:
+            conf["model_config"] = model_config
+
+        def _predict(example):
+            loaded = _load_pyfunc(str(model_dir), model_config, _conf=conf)
+            return loaded.predict(example)
+
+        finish_model(
+            model_dir, mlflow_model, conf, default_requirements("cloudpickle"), signature, input_example,
+            conda_env, pip_requirements, extra_pip_requirements, metadata, predict_for_signature=_predict,
+        )
+    except BaseException:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        raise
+    return mlflow_model
+
+
+def _cloudpickle_version() -> str:
+    import cloudpickle
+
+    return cloudpickle.__version__
+
+
+def _artifact_paths(model_dir: Path, conf: dict[str, Any]) -> dict[str, str]:
+    paths = {}
+    for name, entry in (conf.get("artifacts") or {}).items():
+        rel = entry.get("path") if isinstance(entry, dict) else entry
+        full = model_dir / rel
+        if not full.exists():
+            raise ArtifactNotFoundError(f"Artifact {name!r} of the model is missing: {str(full)!r}")
+        paths[name] = str(full)
+    return paths
+
+
+def _load_pyfunc(model_path: str, model_config: dict[str, Any] | None = None, _conf: dict[str, Any] | None = None):
+    """Loader entry point (``python_function.loader_module``)."""
+    model_dir = Path(model_path)
+    conf = _conf or Model.load(model_dir).get_flavor("python_function")
+    if "python_model" not in conf:
+        raise MalformedModelError(f"{model_dir}/MLmodel: python_function flavor has no 'python_model' entry")
+    python_model = serialization.load_pickle(model_dir / conf["python_model"])
+    config = {**(conf.get("model_config") or {}), **(model_config or {})}
+    context = PythonModelContext(_artifact_paths(model_dir, conf), config)
+    python_model.load_context(context)
+    return _PythonModelPyfuncWrapper(python_model, context)

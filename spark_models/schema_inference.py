@@ -1,0 +1,145 @@
+"""``infer_signature``: schemas from example data (pandas, numpy, dicts, lists, Spark).
+
+One deliberate difference from MLflow: a 1-D numeric *output* (what ``predict`` returns
+for most classifiers and regressors) infers as a column, not a tensor, so that Spark UDF
+result types are scalars rather than one-element arrays.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spark_models.exceptions import SchemaError
+from spark_models.signature import ModelSignature
+from spark_models.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema, TensorSpec
+
+
+def _data_type_of_numpy(dtype: np.dtype, label: str) -> DataType:
+    kind, size = dtype.kind, dtype.itemsize
+    if kind == "b":
+        return DataType.boolean
+    if kind == "i":
+        return DataType.integer if size <= 4 else DataType.long
+    if kind == "u":
+        return DataType.integer if size <= 2 else DataType.long
+    if kind == "f":
+        return DataType.float if size <= 4 else DataType.double
+    if kind == "M":
+        return DataType.datetime
+    if kind in "US":
+        return DataType.string if kind == "U" else DataType.binary
+    raise SchemaError(f"Cannot infer a column type for {label!r} of dtype {dtype}")
+
+
+def _data_type_of_values(values: pd.Series, label: str) -> DataType:
+    present = values.dropna()
+    if present.empty:
+        raise SchemaError(f"Cannot infer a type for column {label!r}: it has no non-null values")
+    for kind, dtype in ((str, DataType.string), ((bytes, bytearray), DataType.binary), ((_dt.datetime, _dt.date), DataType.datetime), ((bool, np.bool_), DataType.boolean)):
+        if present.map(lambda v: isinstance(v, kind)).all():
+            return dtype
+    inferred = present.infer_objects()
+    if inferred.dtype != object:
+        return _data_type_of_numpy(inferred.dtype, label)
+    sample = present.iloc[0]
+    raise SchemaError(
+        f"Cannot infer a column type for {label!r}: it holds {type(sample).__name__} values. "
+        "Columns of arrays are tensors: pass a numpy array or a dict of arrays instead."
+    )
+
+
+def _column_type(values: pd.Series, label: str) -> DataType:
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return DataType.string
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _data_type_of_values(values.astype(object), label)
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return DataType.datetime
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and getattr(dtype, "numpy_dtype", None) is not None:
+        return _data_type_of_numpy(np.dtype(dtype.numpy_dtype), label)
+    if dtype == object:
+        return _data_type_of_values(values, label)
+    return _data_type_of_numpy(dtype, label)
+
+
+def _frame_schema(df: pd.DataFrame) -> Schema:
+    named = not all(isinstance(c, int) for c in df.columns) or list(df.columns) != list(range(df.shape[1]))
+    return Schema(ColSpec(_column_type(df[c], str(c)), str(c) if named else None) for c in df.columns)
+
+
+def _tensor_spec(array: np.ndarray, name: str | None) -> TensorSpec:
+    if array.dtype == object:
+        raise SchemaError(f"Cannot infer a tensor spec for {name or 'input'!r}: object arrays have no tensor type")
+    return TensorSpec(array.dtype, (-1, *array.shape[1:]), name)
+
+
+def infer_schema(data: Any) -> Schema:
+    """The schema of one piece of example data."""
+    if isinstance(data, pd.DataFrame):
+        return _frame_schema(data)
+    if isinstance(data, pd.Series):
+        return Schema([ColSpec(_column_type(data, str(data.name)), None if data.name is None else str(data.name))])
+    if isinstance(data, np.ndarray):
+        return Schema([_tensor_spec(data, None)])
+    if isinstance(data, dict):
+        if data and all(isinstance(v, np.ndarray) for v in data.values()):
+            return Schema(_tensor_spec(v, str(k)) for k, v in data.items())
+        scalar = all(np.ndim(v) == 0 for v in data.values())
+        return _frame_schema(pd.DataFrame([data]) if scalar else pd.DataFrame(data))
+    if isinstance(data, list):
+        return _frame_schema(pd.DataFrame(data))
+    if _is_spark_dataframe(data):
+        return Schema.from_spark(data.schema)
+    raise SchemaError(f"Cannot infer a schema from {type(data).__name__}")
+
+
+def _is_spark_dataframe(data: Any) -> bool:
+    return type(data).__name__ == "DataFrame" and type(data).__module__.startswith("pyspark.sql")
+
+
+def infer_output_schema(output: Any) -> Schema:
+    """Like :func:`infer_schema`, but a 1-D numeric/bool/string array is one unnamed column."""
+    if isinstance(output, list) and output and not isinstance(output[0], (dict, list, tuple)):
+        output = np.asarray(output)
+    if isinstance(output, np.ndarray) and output.ndim == 1 and output.dtype != object:
+        return Schema([ColSpec(_data_type_of_numpy(output.dtype, "output"))])
+    if isinstance(output, np.ndarray) and output.ndim == 1:
+        return Schema([ColSpec(_data_type_of_values(pd.Series(output), "output"))])
+    return infer_schema(output)
+
+
+def _param_type(value: Any, name: str) -> DataType:
+    for kind, dtype in ((bool, DataType.boolean), (int, DataType.long), (float, DataType.double), (str, DataType.string), ((bytes, bytearray), DataType.binary), ((_dt.datetime, _dt.date), DataType.datetime)):
+        if isinstance(value, kind):
+            return dtype
+    raise SchemaError(f"Cannot infer a type for param {name!r} from {type(value).__name__} {value!r}")
+
+
+def infer_params_schema(params: dict[str, Any]) -> ParamSchema:
+    specs = []
+    for name, value in params.items():
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise SchemaError(f"Cannot infer a type for param {name!r} from an empty list")
+            specs.append(ParamSpec(name, _param_type(value[0], name), list(value), (-1,)))
+        else:
+            specs.append(ParamSpec(name, _param_type(value, name), value))
+    return ParamSchema(specs)
+
+
+def infer_signature(model_input: Any = None, model_output: Any = None, params: dict[str, Any] | None = None) -> ModelSignature:
+    """A ``ModelSignature`` from example input, output and params.
+
+    >>> import pandas as pd, numpy as np
+    >>> sig = infer_signature(pd.DataFrame({"x": [1.0, 2.0]}), np.array([0, 1]))
+    >>> sig.inputs, sig.outputs
+    (['x': double], [long])
+    """
+    inputs = infer_schema(model_input) if model_input is not None else None
+    outputs = infer_output_schema(model_output) if model_output is not None else None
+    return ModelSignature(inputs, outputs, infer_params_schema(params) if params else None)
