@@ -1,8 +1,8 @@
 """One column (or param) against one declared type: accept, convert losslessly, or explain.
 
 The conversion rule for numbers: a value type converts to a wider one of the same kind,
-an unsigned integer to a wider signed one, and an integer to a float only when the float's
-mantissa holds every value (int16 → float32, int32 → float64; not int64 → float64).
+an unsigned integer to a wider signed one, and an integer of 32 bits or fewer to double
+(int32 → float64 is exact; int64 → float64 is not). Integers never become float32, as in MLflow.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def numeric_cast_allowed(src: np.dtype, dst: np.dtype) -> bool:
     if src.kind == "u" and dst.kind == "i":
         return src.itemsize < dst.itemsize
     if src.kind in "iu" and dst.kind == "f":
-        return src.itemsize < dst.itemsize
+        # As MLflow: integers widen only to double, and only from 32 bits or fewer.
+        return dst.itemsize == 8 and src.itemsize < 8
     return False
 
 
@@ -97,7 +98,8 @@ def _convert_numeric(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
 def _convert_datetime(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
     # Precision (datetime64[D] vs [ns]) is ignored for column specs, as the reference doc says.
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return values
+        # Normalized to nanoseconds, as MLflow does; tz-aware columns keep their zone.
+        return values if isinstance(values.dtype, pd.DatetimeTZDtype) else values.astype("datetime64[ns]")
     if values.dtype == object:
         ok = values.map(lambda v: v is None or isinstance(v, (_dt.datetime, _dt.date, np.datetime64)) or pd.isna(v))
         if bool(ok.all()):

@@ -1,9 +1,10 @@
 """Input examples: saved beside the model as JSON, in MLflow's layout.
 
 Column-based examples (DataFrame, dict, list) are stored as a pandas split-oriented
-DataFrame with bytes base64-encoded; tensor examples (ndarray, dict of ndarrays) as
-``{"inputs": ...}``. ``saved_input_example_info`` in MLmodel carries the same keys MLflow
-writes, plus ``input_kind`` so loading returns the kind of object that was saved.
+DataFrame with bytes base64-encoded and datetimes as ISO 8601; tensor examples (ndarray,
+dict of ndarrays) as bare tensor JSON, MLflow 3's form (MLflow 2's ``{"inputs": ...}`` is
+read too). ``saved_input_example_info`` in MLmodel carries the keys MLflow writes, plus
+``input_kind`` so loading returns the kind of object that was saved.
 """
 
 from __future__ import annotations
@@ -73,9 +74,11 @@ def save_input_example(example: Any, model_dir: str | Path) -> dict[str, Any]:
     info: dict[str, Any] = {"artifact_path": EXAMPLE_FILE, "serving_input_path": SERVING_EXAMPLE_FILE}
     if _is_tensor_input(example):
         inputs = example.tolist() if isinstance(example, np.ndarray) else {k: v.tolist() for k, v in example.items()}
-        payload = {"inputs": inputs}
-        serving = payload
-        info.update(type="ndarray", format="tf-serving", input_kind="ndarray" if isinstance(example, np.ndarray) else "tensor_dict")
+        # MLflow 3 stores the bare tensor here (its reader rejects MLflow 2's {"inputs": ...});
+        # the serving example keeps the TF-serving {"inputs": ...} form. We read both.
+        payload = inputs
+        serving = {"inputs": inputs}
+        info.update(type="ndarray", input_kind="ndarray" if isinstance(example, np.ndarray) else "tensor_dict")
     else:
         df, kind = _example_frame(example)
         payload = _split_json(df)
@@ -92,18 +95,24 @@ def _frame_from_split(payload: dict[str, Any], path: Path) -> pd.DataFrame:
     return pd.DataFrame(payload["data"], columns=payload.get("columns"))
 
 
-def _decode_binary_columns(df: pd.DataFrame, signature: Any) -> pd.DataFrame:
+def _decode_typed_columns(df: pd.DataFrame, signature: Any) -> pd.DataFrame:
+    """Undo the JSON encoding of binary (base64) and datetime (ISO 8601) columns."""
     inputs = getattr(signature, "inputs", None)
     if inputs is None or inputs.is_tensor_spec():
         return df
     for spec in inputs.inputs:
-        if spec.type.value == "binary" and spec.name in df.columns:
+        if spec.name not in df.columns:
+            continue
+        if spec.type.value == "binary":
             df[spec.name] = [base64.b64decode(v) if isinstance(v, str) else v for v in df[spec.name]]
+        elif spec.type.value == "datetime":
+            df[spec.name] = pd.to_datetime(df[spec.name])
     return df
 
 
-def _tensor_example(payload: Any, kind: str) -> Any:
-    inputs = payload.get("inputs", payload.get("instances")) if isinstance(payload, dict) else payload
+def _tensor_example(payload: Any, kind: str | None) -> Any:
+    wrapped = isinstance(payload, dict) and kind != "tensor_dict" and ("inputs" in payload or "instances" in payload)
+    inputs = payload.get("inputs", payload.get("instances")) if wrapped else payload
     if isinstance(inputs, dict):
         return {k: np.asarray(v) for k, v in inputs.items()}
     return np.asarray(inputs)
@@ -126,7 +135,7 @@ def load_input_example(model: Any, model_dir: Path) -> Any:
         return _tensor_example(payload, kind)
     if info.get("type") not in (None, "dataframe"):
         raise MalformedModelError(f"{path}: input example type {info.get('type')!r} is not supported")
-    df = _decode_binary_columns(_frame_from_split(payload, path), model.signature)
+    df = _decode_typed_columns(_frame_from_split(payload, path), model.signature)
     return _restore_kind(df, kind)
 
 

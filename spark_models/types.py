@@ -156,12 +156,9 @@ class TensorSpec:
         return self.dtype
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "type": "tensor",
-            "tensor-spec": {"dtype": str(self.dtype), "shape": list(self.shape)},
-        }
-        if self.name is not None:
-            d["name"] = self.name
+        d: dict[str, Any] = {"name": self.name} if self.name is not None else {}
+        d["type"] = "tensor"
+        d["tensor-spec"] = {"dtype": str(self.dtype), "shape": list(self.shape)}
         return d
 
     def __eq__(self, other: object) -> bool:
@@ -294,9 +291,9 @@ class ParamSpec:
             default = default.isoformat()
         return {
             "name": self.name,
-            "type": self.dtype.value,
             "default": default,
             "shape": list(self.shape) if self.shape is not None else None,
+            "type": self.dtype.value,
         }
 
     def __eq__(self, other: object) -> bool:
