@@ -1,0 +1,152 @@
+"""spark_udf on local[2]: binding by name, result types, nulls, order, errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+import spark_models.pyfunc
+import spark_models.sklearn
+from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
+from spark_models.models import ModelSignature, infer_signature
+from spark_models.types import ColSpec, Schema, TensorSpec
+from udf.result_types import coerce_output, parse_result_type
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def lr_model(tmp_path_factory):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.random(200), "b": rng.random(200)})
+    model = LogisticRegression().fit(X, (X.a > X.b).astype(int))
+    path = tmp_path_factory.mktemp("udf") / "lr"
+    spark_models.sklearn.save_model(model, path, signature=infer_signature(X, model.predict(X)))
+    return model, X, str(path)
+
+
+class Outputs(spark_models.pyfunc.PythonModel):
+    """Returns several typed columns, with nulls, to exercise result_type coercion."""
+
+    def predict(self, context, model_input):
+        x = model_input["x"].to_numpy()
+        return pd.DataFrame({
+            "label": (x > 0).astype(np.int32),
+            "score": np.where(x == 2, np.nan, x * 0.5),
+            "name": [None if v == 2 else f"n{v}" for v in x],
+            "big": x.astype(np.int64) * 10**12,
+        })
+
+
+@pytest.fixture(scope="module")
+def outputs_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("udf") / "outputs"
+    sig = ModelSignature(Schema([ColSpec("long", "x")]))
+    spark_models.pyfunc.save_model(path, python_model=Outputs(), signature=sig)
+    return str(path)
+
+
+def test_binding_by_signature_and_by_spark_names(spark, lr_model):
+    model, X, path = lr_model
+    u = spark_models.pyfunc.spark_udf(spark, path)
+    assert u.return_type == T.LongType()  # from the signature's 1-D output
+    df = spark.createDataFrame(X.assign(id=range(len(X)))).repartition(3)
+    out = (
+        df.withColumn("p1", u())
+        .withColumn("p2", u("b", "a"))
+        .withColumn("p3", u(F.col("b"), F.col("a")))
+        .withColumn("p4", u(F.struct("a", "b")))
+        .withColumn("p5", u(a="b", b="a"))  # keyword: model input a ← column b
+        .toPandas()
+        .sort_values("id")
+    )
+    expected = model.predict(X)
+    for c in ("p1", "p2", "p3", "p4"):
+        np.testing.assert_array_equal(out[c].to_numpy(), expected, err_msg=c)
+    np.testing.assert_array_equal(out["p5"].to_numpy(), model.predict(X.rename(columns={"a": "b", "b": "a"})[["a", "b"]]))
+
+
+def test_missing_column_fails_on_the_driver(spark, lr_model):
+    _, X, path = lr_model
+    df = spark.createDataFrame(X[["a"]])
+    with pytest.raises(Exception, match="`b`"):
+        df.withColumn("p", spark_models.pyfunc.spark_udf(spark, path)())
+
+
+def test_row_count_order_and_empty_inputs(spark, lr_model):
+    model, X, path = lr_model
+    u = spark_models.pyfunc.spark_udf(spark, path, result_type="double", batch_size=7)
+    df = spark.createDataFrame(X.assign(id=range(len(X)))).repartition(4, "id").sortWithinPartitions(F.desc("id"))
+    rows = df.withColumn("p", u()).collect()
+    assert len(rows) == len(X)
+    for r in rows:
+        assert r.p == float(model.predict(pd.DataFrame({"a": [r.a], "b": [r.b]}))[0])
+    assert df.limit(0).withColumn("p", u()).count() == 0
+    assert df.filter("id < 3").repartition(8).withColumn("p", u()).count() == 3  # most partitions empty
+
+
+@pytest.mark.parametrize(
+    "result_type, expected",
+    [
+        ("int", [0, 1, 1]),
+        ("long", [0, 1, 1]),
+        (T.DoubleType(), [0.0, 1.0, 1.0]),
+        ("float", [0.0, 1.0, 1.0]),
+        ("string", ["0", "1", "1"]),
+        (T.ArrayType(T.LongType()), [[0, 0], [1, 1000000000000], [1, 2000000000000]]),
+        ("array<double>", [[0.0, 0.0, 0.0], [1.0, 0.5, 1e12], [1.0, None, 2e12]]),
+        ("array<string>", [["0", "0.0", "n0", "0"], ["1", "0.5", "n1", "1000000000000"], ["1", None, None, "2000000000000"]]),
+        ("struct<label:int,score:double,name:string>", [(0, 0.0, "n0"), (1, 0.5, "n1"), (1, None, None)]),
+    ],
+)
+def test_result_types(spark, outputs_model, result_type, expected):
+    u = spark_models.pyfunc.spark_udf(spark, outputs_model, result_type=result_type)
+    df = spark.createDataFrame(pd.DataFrame({"x": [0, 1, 2]}))
+    got = [r.p for r in df.withColumn("p", u()).orderBy("x").collect()]
+    got = [tuple(g) if isinstance(g, T.Row) else g for g in got]
+    assert got == expected
+
+
+def test_no_compatible_column_is_a_clear_error():
+    frame = pd.DataFrame({"name": ["a", "b"]})
+    with pytest.raises(SchemaEnforcementError, match="No model output column fits result_type int.*name \\(object\\)"):
+        coerce_output(frame, T.IntegerType(), 2)
+    with pytest.raises(SchemaEnforcementError, match="returned 1 rows for a batch of 2"):
+        coerce_output(np.array([1.0]), T.DoubleType(), 2)
+    with pytest.raises(InvalidArgumentError, match="Unsupported result_type"):
+        parse_result_type("map<string,int>")
+
+
+def test_model_error_names_model_and_columns(spark, tmp_path):
+    class Boom(spark_models.pyfunc.PythonModel):
+        def predict(self, context, model_input):
+            raise ValueError("kaput")
+
+    spark_models.pyfunc.save_model(tmp_path / "boom", python_model=Boom())
+    u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / "boom"))
+    with pytest.raises(Exception, match=r"boom.*columns \['a', 'b'\].*kaput"):
+        spark.createDataFrame(pd.DataFrame({"a": [1.0], "b": [2.0]})).withColumn("p", u("a", "b")).collect()
+
+
+def test_tensor_signature_reshapes_array_column(spark, tmp_path):
+    class SumImage(spark_models.pyfunc.PythonModel):
+        def predict(self, context, model_input):
+            assert model_input.shape[1:] == (2, 2) and model_input.dtype == np.float32
+            return model_input.reshape(len(model_input), -1).sum(axis=1)
+
+    sig = ModelSignature(Schema([TensorSpec(np.float32, (-1, 2, 2))]), Schema([ColSpec("float")]))
+    spark_models.pyfunc.save_model(tmp_path / "t", python_model=SumImage(), signature=sig)
+    u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / "t"))
+    df = spark.createDataFrame([([1.0, 2.0, 3.0, 4.0],), ([0.5, 0.5, 0.5, 0.5],)], "img array<double>")
+    assert [r.p for r in df.withColumn("p", u("img")).collect()] == [10.0, 2.0]
+
+
+def test_params_validated_on_the_driver(spark, lr_model):
+    _, _, path = lr_model
+    with pytest.raises(InvalidArgumentError, match="env_manager"):
+        spark_models.pyfunc.spark_udf(spark, path, env_manager="conda")
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        spark_models.pyfunc.spark_udf(spark, path, batch_size=0)

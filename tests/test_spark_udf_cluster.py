@@ -1,0 +1,39 @@
+"""spark_udf where executors do not share the driver's disk: local-cluster[2,1,1024]."""
+
+import pytest
+
+from tests.isolation import run_json
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+SCRIPT = r'''
+import json, os, shutil, sys, tempfile
+os.environ["PYSPARK_PYTHON"] = sys.executable
+os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+sys.path.insert(0, {root!r})
+from conftest import spark_builder
+import spark_models.pyfunc
+
+class AddOne(spark_models.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        return model_input["x"] + 1
+
+path = tempfile.mkdtemp() + "/m"
+spark_models.pyfunc.save_model(path, python_model=AddOne())
+spark = spark_builder("local-cluster[2,1,1024]").config("spark.executor.memory", "512m").getOrCreate()
+u = spark_models.pyfunc.spark_udf(spark, path)
+shutil.rmtree(path)  # executors can only use the shipped archive now
+df = spark.range(0, 2000, numPartitions=4).selectExpr("cast(id as double) as x")
+rows = df.withColumn("p", u("x")).collect()
+pids = df.rdd.mapPartitions(lambda _: [os.getpid()]).distinct().count()
+print(json.dumps({{"n": len(rows), "ok": all(r.p == r.x + 1 for r in rows), "executor_pids": pids}}))
+spark.stop()
+'''
+
+
+def test_local_cluster_ships_model_to_separate_executors():
+    from pathlib import Path
+
+    out = run_json(SCRIPT.format(root=str(Path(__file__).resolve().parents[1])))
+    assert out == {"n": 2000, "ok": True, "executor_pids": out["executor_pids"]}
+    assert out["executor_pids"] >= 2
