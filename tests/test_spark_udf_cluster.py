@@ -37,3 +37,30 @@ def test_local_cluster_ships_model_to_separate_executors():
     out = run_json(SCRIPT.format(root=str(Path(__file__).resolve().parents[1])))
     assert out == {"n": 2000, "ok": True, "executor_pids": out["executor_pids"]}
     assert out["executor_pids"] >= 2
+
+
+CONNECT_SCRIPT = r'''
+import json, os, sys, tempfile
+os.environ["PYSPARK_PYTHON"] = sys.executable
+from pyspark.sql import SparkSession
+import spark_models.pyfunc
+
+class Scale(spark_models.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        return model_input["x"] * 3
+
+path = tempfile.mkdtemp() + "/m"
+spark_models.pyfunc.save_model(path, python_model=Scale())
+spark = SparkSession.builder.remote("local[2]").getOrCreate()
+assert type(spark).__module__.startswith("pyspark.sql.connect")
+u = spark_models.pyfunc.spark_udf(spark, path, result_type="double")
+df = spark.range(0, 500, numPartitions=3).selectExpr("cast(id as double) as x")
+rows = df.withColumn("p", u("x")).orderBy("x").collect()
+print(json.dumps({"n": len(rows), "ok": all(r.p == r.x * 3 for r in rows), "ordered": [r.x for r in rows] == sorted(r.x for r in rows)}))
+spark.stop()
+'''
+
+
+def test_spark_connect_session():
+    pytest.importorskip("grpc")
+    assert run_json(CONNECT_SCRIPT) == {"n": 500, "ok": True, "ordered": True}
