@@ -150,3 +150,10 @@ def test_params_validated_on_the_driver(spark, lr_model):
         spark_models.pyfunc.spark_udf(spark, path, env_manager="conda")
     with pytest.raises(InvalidArgumentError, match="batch_size"):
         spark_models.pyfunc.spark_udf(spark, path, batch_size=0)
+
+
+def test_boolean_result_type_takes_leftmost_bool_column():
+    frame = pd.DataFrame({"s": ["a", "b"], "flag": [True, False], "other": [False, False]})
+    assert coerce_output(frame, parse_result_type("boolean"), 2).tolist() == [True, False]
+    with pytest.raises(SchemaEnforcementError, match="boolean"):
+        coerce_output(pd.DataFrame({"s": ["a"]}), T.BooleanType(), 1)
