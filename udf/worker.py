@@ -72,7 +72,9 @@ class ScoringFunction:
 
         if len(frame) == 0:
             return _empty(self.result_type)
-        step = self.batch_size or len(frame)
+        if not self.batch_size or len(frame) <= self.batch_size:  # the common case: no slicing, no copy
+            return coerce_output(self._predict(model, frame), self.result_type, len(frame))
+        step = self.batch_size
         parts = []
         for start in range(0, len(frame), step):
             chunk = frame.iloc[start:start + step].reset_index(drop=True)
