@@ -34,15 +34,8 @@ def main() -> None:
     spark.sparkContext.setLogLevel("ERROR")
     df = spark.createDataFrame(X.sample(10, random_state=1))
 
-    def score(batches):
-        loaded = spark_models.pyfunc.load_model(model_dir)  # once per partition iterator
-        for batch in batches:
-            yield batch.assign(prediction=loaded.predict(batch))
-
-    from pyspark.sql.types import LongType, StructField, StructType
-
-    out_schema = StructType([*df.schema.fields, StructField("prediction", LongType())])
-    scored = df.mapInPandas(score, schema=out_schema)
+    predict = spark_models.pyfunc.spark_udf(spark, model_dir)  # columns bound by name from the signature
+    scored = df.withColumn("prediction", predict())
     scored.show(truncate=False)
     spark.stop()
 

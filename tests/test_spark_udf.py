@@ -69,11 +69,19 @@ def test_binding_by_signature_and_by_spark_names(spark, lr_model):
     np.testing.assert_array_equal(out["p5"].to_numpy(), model.predict(X.rename(columns={"a": "b", "b": "a"})[["a", "b"]]))
 
 
-def test_missing_column_fails_on_the_driver(spark, lr_model):
-    _, X, path = lr_model
+def test_missing_columns_fail_on_the_driver_naming_them(spark, tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0], "bee": [1.0, 0.0, 1.0], "cee": [1.0, 2.0, 0.0]})
+    model = LinearRegression().fit(X, X.a)
+    spark_models.sklearn.save_model(model, tmp_path / "m", signature=infer_signature(X, model.predict(X)))
+    u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / "m"))
     df = spark.createDataFrame(X[["a"]])
-    with pytest.raises(Exception, match="`b`"):
-        df.withColumn("p", spark_models.pyfunc.spark_udf(spark, path)())
+    with pytest.raises(Exception, match="UNRESOLVED_COLUMN") as err:
+        df.withColumn("p", u())  # analysis, before any job runs
+    message = str(err.value)
+    assert "`bee`" in message and "[`a`]" in message  # the first missing one, and what exists
+    assert "spark_models_predict(a#" in message and "'bee, 'cee)" in message  # every missing one, in the plan
 
 
 def test_row_count_order_and_empty_inputs(spark, lr_model):
@@ -157,3 +165,47 @@ def test_boolean_result_type_takes_leftmost_bool_column():
     assert coerce_output(frame, parse_result_type("boolean"), 2).tolist() == [True, False]
     with pytest.raises(SchemaEnforcementError, match="boolean"):
         coerce_output(pd.DataFrame({"s": ["a"]}), T.BooleanType(), 1)
+
+
+class BatchSizes(spark_models.pyfunc.PythonModel):
+    """Answers each row with the size of the batch it was scored in, scaled by a param."""
+
+    def predict(self, context, model_input, params=None):
+        scale = (params or {}).get("scale", 1)
+        return pd.Series(np.full(len(model_input), len(model_input) * scale, dtype=np.int64))
+
+
+@pytest.fixture(scope="module")
+def sizes_model(tmp_path_factory):
+    from spark_models.types import ParamSchema, ParamSpec
+
+    path = tmp_path_factory.mktemp("udf") / "sizes"
+    sig = ModelSignature(Schema([ColSpec("long", "x")]), Schema([ColSpec("long")]),
+                         params=ParamSchema([ParamSpec("scale", "long", 1)]))
+    spark_models.pyfunc.save_model(path, python_model=BatchSizes(), signature=sig)
+    return str(path)
+
+
+@pytest.fixture
+def small_arrow_batches(spark):
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    old = spark.conf.get(key)
+    spark.conf.set(key, "5")
+    yield
+    spark.conf.set(key, old)
+
+
+def test_batch_size_is_independent_of_arrow_batches(spark, sizes_model, small_arrow_batches):
+    df = spark.range(0, 23, numPartitions=1).withColumnRenamed("id", "x")
+    fixed = spark_models.pyfunc.spark_udf(spark, sizes_model, batch_size=7)
+    assert [r.p for r in df.withColumn("p", fixed()).orderBy("x").collect()] == [7] * 21 + [2] * 2
+    merged = spark_models.pyfunc.spark_udf(spark, sizes_model)  # default: Arrow batches of 5 merged
+    assert {r.p for r in df.withColumn("p", merged()).collect()} == {23}
+
+
+def test_params_are_validated_once_on_the_driver_and_reach_the_model(spark, sizes_model):
+    df = spark.range(0, 4, numPartitions=1).withColumnRenamed("id", "x")
+    u = spark_models.pyfunc.spark_udf(spark, sizes_model, params={"scale": np.int32(10)})
+    assert {r.p for r in df.withColumn("p", u()).collect()} == {40}
+    with pytest.raises(SchemaEnforcementError, match="scale"):
+        spark_models.pyfunc.spark_udf(spark, sizes_model, params={"scale": "ten"})

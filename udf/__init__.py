@@ -2,7 +2,7 @@
 
 import logging
 import os
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Tuple
 
 import pandas as pd
 
@@ -42,21 +42,51 @@ def _ship(spark, local_dir, key: str) -> str:
     return archive_name(key)
 
 
+def _scoring_udf(body, return_type):
+    from pyspark.sql.functions import pandas_udf
+
+    def spark_models_predict(batches: Iterator[Tuple[pd.Series, ...]]) -> Iterator[pd.Series]:
+        return body(batches)
+
+    return pandas_udf(spark_models_predict, returnType=return_type)
+
+
 def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str = "local",
               params: Optional[dict] = None, batch_size: Optional[int] = None):
     """A Spark UDF that scores any python_function model with Arrow batches.
 
-    ``result_type``: a Spark DataType or type string (``"double"``, ``"array<double>"``,
-    ``"struct<label:int,score:double>"``); None derives it from the signature's outputs.
-    The UDF binds input columns by name: ``u()`` takes the signature's input columns,
-    ``u("a", "b")`` / ``u(col("a"), ...)`` pass those columns under their own names,
-    ``u(a="x")`` passes column ``x`` as model input ``a``, ``u(struct(...))`` passes a struct.
+    Args:
+        spark: the SparkSession (classic or Spark Connect) the UDF will run in.
+        model_uri: a model directory or URI; resolved once on the driver and shipped to
+            the executors, where each Python worker loads it once.
+        result_type: a Spark DataType or type string (``"double"``, ``"array<double>"``,
+            ``"struct<label:int,score:double>"``); None derives it from the signature's
+            outputs (``double`` without one).
+        env_manager: only ``"local"``: workers use the driver's Python environment.
+        params: inference params, validated now against the signature's params schema.
+        batch_size: rows per ``model.predict`` call. None merges Spark's Arrow batches
+            up to 100,000 rows (or 32 MiB); a number gives every call exactly that many.
 
-    >>> predict = spark_udf(spark, "models/iris")            # doctest: +SKIP
-    >>> df.withColumn("prediction", predict()).show()        # doctest: +SKIP
+    The returned callable binds input columns by name: ``u()`` takes the signature's
+    input columns, ``u("a", "b")`` / ``u(col("a"), ...)`` pass columns under their own
+    names, ``u(a="x")`` passes column ``x`` as model input ``a``, and ``u(struct(...))``
+    passes the struct's fields. A column the DataFrame lacks fails when the query is
+    analyzed, on the driver.
+
+    >>> import pandas as pd
+    >>> from sklearn.linear_model import LinearRegression
+    >>> import spark_models.sklearn
+    >>> from spark_models.models import infer_signature
+    >>> X = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 1.0, 0.0]})
+    >>> model = LinearRegression().fit(X, X.a + 2 * X.b)
+    >>> saved = spark_models.sklearn.save_model(model, model_dir, signature=infer_signature(X, model.predict(X)))
+    >>> predict = spark_udf(spark, model_dir)
+    >>> df = spark.createDataFrame(X)
+    >>> [round(r.pred, 6) for r in df.withColumn("pred", predict()).collect()]
+    [2.0, 3.0, 2.0]
+    >>> [round(r.pred, 6) for r in df.withColumn("pred", predict(a="b", b="a")).collect()]
+    [1.0, 3.0, 4.0]
     """
-    from pyspark.sql.functions import pandas_udf
-
     from spark_models.enforcement import enforce_params
     from spark_models.mlmodel import Model
     from spark_models.uri import resolve_model_uri
@@ -79,13 +109,10 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     archive = _ship(spark, local_dir, key)
     body = ScoringFunction(key, archive, str(local_dir) if _is_local_master(spark) else None, os.fspath(model_uri),
                            return_type, params, batch_size, tensor_specs(signature))
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.Series]:
-        return body(batches)
-
-    scoring_udf = pandas_udf(score, returnType=return_type)
 
     def bound(*args, **kwargs):
-        return scoring_udf(bind_columns(signature, args, kwargs))
+        binding = bind_columns(signature, args, kwargs)
+        return _scoring_udf(body.named(binding.names), return_type)(*binding.columns)
 
     bound.return_type = return_type
     bound.model_uri = model_uri

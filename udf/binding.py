@@ -1,9 +1,8 @@
 """Which DataFrame columns the model sees, and under which names (decided on the driver).
 
-Everything is passed to the UDF as one struct column, so the worker receives a pandas
-DataFrame whose column names are the struct's field names: binding is by name, never by
-argument position (MLflow renames positional arguments to the signature order and
-silently mis-scores ``u("b", "a")``).
+Binding is by name, never by argument position (MLflow renames positional arguments to
+the signature order and silently mis-scores ``u("b", "a")``): the worker rebuilds a
+pandas DataFrame whose column names are the Spark names, keyword names or struct fields.
 """
 
 from __future__ import annotations
@@ -27,24 +26,39 @@ def _is_struct_call(args: tuple) -> bool:
     return "struct(" in text.lower()
 
 
-def bind_columns(signature: Any, args: tuple, kwargs: dict[str, Any]):
-    """One struct Column carrying the model's inputs, named as the model expects them."""
+class Binding:
+    """The UDF's argument columns and the model input name of each.
+
+    ``names`` is None when a single struct column carries the names in its fields (a
+    struct argument, or Column objects whose names only Spark's analyzer knows).
+    Separate columns are preferred: PySpark converts them to pandas faster than a struct.
+    """
+
+    def __init__(self, columns: list, names: list[str] | None):
+        self.columns, self.names = columns, names
+
+
+def bind_columns(signature: Any, args: tuple, kwargs: dict[str, Any]) -> Binding:
+    """The columns carrying the model's inputs, and the names the model expects them under."""
     from pyspark.sql import functions as F
 
     inputs = getattr(signature, "inputs", None)
     if args and kwargs:
         raise InvalidArgumentError("Pass input columns either positionally or as keywords, not both")
     if kwargs:
-        return F.struct(*[(_col(v) if isinstance(v, str) else v).alias(k) for k, v in kwargs.items()])
+        return Binding([_col(v) if isinstance(v, str) else v for v in kwargs.values()], [str(k) for k in kwargs])
     if args:
         if _is_struct_call(args):
-            return args[0]
-        return F.struct(*[_col(a) if isinstance(a, str) else a for a in args])
+            return Binding([args[0]], None)
+        if all(isinstance(a, str) for a in args):
+            return Binding([_col(a) for a in args], list(args))
+        return Binding([F.struct(*[_col(a) if isinstance(a, str) else a for a in args])], None)
     if inputs is None or not inputs.inputs:
         raise InvalidArgumentError("The model has no signature: pass the input columns, e.g. u('a', 'b') or u(struct(...))")
     if not inputs.has_input_names():
         raise InvalidArgumentError("The model's signature has unnamed inputs: pass the input columns in order, e.g. u('a', 'b')")
-    return F.struct(*[_col(str(n)).alias(str(n)) for n in inputs.input_names()])
+    names = [str(n) for n in inputs.input_names()]
+    return Binding([_col(n) for n in names], names)
 
 
 def tensor_specs(signature: Any) -> list[tuple[str, str, tuple[int, ...]]] | None:

@@ -138,6 +138,9 @@ def _describe(df: pd.DataFrame) -> str:
 
 def coerce_output(output: Any, dt: T.DataType, expected_rows: int) -> pd.Series | pd.DataFrame:
     """Model output → a Series (or DataFrame for structs) of ``dt`` with ``expected_rows`` rows."""
+    fast = _numeric_vector(output, dt, expected_rows)
+    if fast is not None:
+        return fast
     frame = _as_frame(output).reset_index(drop=True)
     if len(frame) != expected_rows:
         raise SchemaEnforcementError(f"The model returned {len(frame)} rows for a batch of {expected_rows}; scoring must keep one row per input")
@@ -149,6 +152,14 @@ def coerce_output(output: Any, dt: T.DataType, expected_rows: int) -> pd.Series 
         if _compatible(frame[name], dt):
             return _convert(frame[name], dt)
     raise SchemaEnforcementError(f"No model output column fits result_type {dt.simpleString()}; the model returned: {_describe(frame)}")
+
+
+def _numeric_vector(output: Any, dt: T.DataType, expected_rows: int) -> pd.Series | None:
+    """The common case without building a frame: a 1-D numeric ndarray for a float/double result."""
+    if (isinstance(output, np.ndarray) and output.ndim == 1 and len(output) == expected_rows
+            and output.dtype.kind in "iufb" and isinstance(dt, (T.FloatType, T.DoubleType))):
+        return pd.Series(output.astype(np.float32 if isinstance(dt, T.FloatType) else np.float64, copy=False))
+    return None
 
 
 def _coerce_array(frame: pd.DataFrame, dt: T.ArrayType) -> pd.Series:

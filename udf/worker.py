@@ -5,6 +5,7 @@ The model is loaded once per worker process and cached by content hash, never pe
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -56,6 +57,19 @@ class ScoringFunction:
         self.params = params
         self.batch_size = batch_size
         self.tensor_specs = tensor_specs
+        self.names: list[str] | None = None
+
+    def named(self, names: list[str] | None) -> "ScoringFunction":
+        """A copy that names the UDF's argument columns (None: one struct argument)."""
+        clone = copy.copy(self)
+        clone.names = names
+        return clone
+
+    def _frame(self, batch: Any) -> pd.DataFrame:
+        if isinstance(batch, pd.DataFrame) and self.names is None:
+            return batch  # one struct argument: its fields are the names
+        series = batch if isinstance(batch, tuple) else (batch,)
+        return pd.DataFrame({name: s.array for name, s in zip(self.names, series)}, copy=False)
 
     def _predict(self, model: Any, frame: pd.DataFrame) -> Any:
         data = reshape_tensors(frame, self.tensor_specs) if self.tensor_specs else frame
@@ -70,26 +84,11 @@ class ScoringFunction:
     def _score(self, model: Any, frame: pd.DataFrame) -> pd.Series | pd.DataFrame:
         from udf.result_types import coerce_output
 
-        if len(frame) == 0:
-            return _empty(self.result_type)
-        if not self.batch_size or len(frame) <= self.batch_size:  # the common case: no slicing, no copy
-            return coerce_output(self._predict(model, frame), self.result_type, len(frame))
-        step = self.batch_size
-        parts = []
-        for start in range(0, len(frame), step):
-            chunk = frame.iloc[start:start + step].reset_index(drop=True)
-            parts.append(coerce_output(self._predict(model, chunk), self.result_type, len(chunk)))
-        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        return coerce_output(self._predict(model, frame), self.result_type, len(frame))
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.Series | pd.DataFrame]:
+        from udf.batching import model_batches
+
         model = cached_model(self.key, self.archive, self.local_dir)
-        for batch in batches:
-            yield self._score(model, batch)
-
-
-def _empty(result_type: Any) -> pd.Series | pd.DataFrame:
-    from pyspark.sql import types as T
-
-    if isinstance(result_type, T.StructType):
-        return pd.DataFrame({f.name: pd.Series([], dtype=object) for f in result_type.fields})
-    return pd.Series([], dtype=object)
+        for frame in model_batches(map(self._frame, batches), self.batch_size):
+            yield self._score(model, frame)
