@@ -209,3 +209,33 @@ def test_params_are_validated_once_on_the_driver_and_reach_the_model(spark, size
     assert {r.p for r in df.withColumn("p", u()).collect()} == {40}
     with pytest.raises(SchemaEnforcementError, match="scale"):
         spark_models.pyfunc.spark_udf(spark, sizes_model, params={"scale": "ten"})
+
+
+class CountsLoads(spark_models.pyfunc.PythonModel):
+    """Appends its process id to a file each time it is loaded."""
+
+    def __init__(self, log_path):
+        self.log_path = log_path
+
+    def load_context(self, context):
+        import os
+
+        with open(self.log_path, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def predict(self, context, model_input):
+        return model_input["x"] * 2.0
+
+
+def test_model_loads_once_per_worker_process(spark, tmp_path, small_arrow_batches):
+    log = tmp_path / "loads.txt"
+    spark_models.pyfunc.save_model(tmp_path / "m", python_model=CountsLoads(str(log)))
+    log.write_text("")  # saving may have loaded it once on the driver
+    u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / "m"), batch_size=3)
+    assert u.return_type == T.DoubleType()  # no signature: double
+    df = spark.range(0, 200, numPartitions=8).selectExpr("cast(id as double) as x")
+    for _ in range(2):  # 2 jobs x 8 tasks x many Arrow batches and model batches
+        assert df.withColumn("p", u("x")).filter("p != x * 2").count() == 0
+    pids = log.read_text().split()
+    assert pids and len(pids) == len(set(pids)), f"loaded more than once in a process: {pids}"
+    assert len(pids) < 16
