@@ -53,3 +53,7 @@ class SchemaError(SparkModelsError, ValueError):
 
 class SchemaEnforcementError(SparkModelsError, ValueError):
     """Model input does not match the model signature."""
+
+
+class NotSupportedError(SparkModelsError, NotImplementedError):
+    """The operation is not supported for this model, session or version (the message says which)."""

@@ -42,6 +42,26 @@ def _ship(spark, local_dir, key: str) -> str:
     return archive_name(key)
 
 
+def _check_runs_in_tasks(meta, model_uri: str) -> None:
+    """Fail now, on the driver, when the model's loader says it cannot run inside a task."""
+    import importlib
+
+    from spark_models.exceptions import NotSupportedError
+    from spark_models.flavors.registry import loader_module_name
+
+    loader = meta.get_flavor("python_function").get("loader_module")
+    if not loader:
+        return
+    try:
+        module = importlib.import_module(loader_module_name(loader))
+    except ImportError:
+        return  # the workers report a missing loader with the model's requirements
+    check = getattr(module, "udf_unsupported_reason", None)
+    reason = check(model_uri) if check is not None else None
+    if reason:
+        raise NotSupportedError(f"spark_udf cannot score {model_uri!r}: {reason}")
+
+
 def _scoring_udf(body, return_type):
     from pyspark.sql.functions import pandas_udf
 
@@ -101,7 +121,7 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
         raise InvalidArgumentError(f"batch_size must be a positive number of rows, got {batch_size}")
     local_dir = resolve_model_uri(model_uri)
     meta = Model.load(local_dir)
-    meta.get_flavor("python_function")
+    _check_runs_in_tasks(meta, os.fspath(model_uri))
     signature = meta.signature
     params = enforce_params(params, signature.params) if signature is not None else params
     return_type = parse_result_type(result_type, signature)

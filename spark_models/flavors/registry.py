@@ -29,11 +29,17 @@ known_flavors: dict[str, dict[str, Any]] = {
         "requires": "sklearn",
         "err": "The sklearn flavor needs scikit-learn: pip install 'spark-models[sklearn]'",
     },
+    "spark": {
+        "module": "spark_models.spark",
+        "requires": "pyspark",
+        "err": "The spark flavor needs PySpark: pip install pyspark",
+    },
 }
 
 # MLflow loader modules we implement ourselves (python_function.loader_module values).
 mlflow_loader_modules: dict[str, str] = {
     "mlflow.sklearn": "spark_models.sklearn",
+    "mlflow.spark": "spark_models.spark",
     "mlflow.pyfunc.model": "spark_models.pyfunc.model",
 }
 

@@ -1,0 +1,129 @@
+"""Scoring a Spark ML pipeline: pandas in/out through Spark (pyfunc), or DataFrame → DataFrame.
+
+Output columns follow the signature's output names when there are any, else
+``prediction``. ML vectors (``probability``, ``rawPrediction``) become lists of floats in
+pandas. Array input columns feeding a stage that expects a vector are converted to vectors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+
+from spark_models.exceptions import SchemaEnforcementError
+
+_VECTOR_PARAMS = ("featuresCol", "inputCol")
+
+
+def output_columns(signature: Any, requested: Sequence[str] | None = None) -> list[str]:
+    """Which transformed columns are the model's outputs."""
+    if requested:
+        return [str(c) for c in requested]
+    outputs = getattr(signature, "outputs", None)
+    if outputs is not None and outputs.inputs and outputs.has_input_names():
+        return [str(n) for n in outputs.input_names()]
+    return ["prediction"]
+
+
+def _stages(model: Any) -> list:
+    stages = getattr(model, "stages", None)
+    if stages is None:
+        return [model]
+    return [s for stage in stages for s in _stages(stage)]
+
+
+def _vector_inputs(model: Any) -> set[str]:
+    """Columns some stage reads as an ML vector (features of a predictor, input of a scaler …)."""
+    names = set()
+    for stage in _stages(model):
+        for param in _VECTOR_PARAMS:
+            if stage.hasParam(param) and stage.isDefined(getattr(stage, param)):
+                names.add(stage.getOrDefault(getattr(stage, param)))
+    return names
+
+
+def _arrays_to_vectors(df: Any, model: Any) -> Any:
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import types as T
+
+    wanted = _vector_inputs(model)
+    for field in df.schema.fields:
+        if field.name in wanted and isinstance(field.dataType, T.ArrayType):
+            df = df.withColumn(field.name, array_to_vector(field.name))
+    return df
+
+
+def _select_outputs(transformed: Any, columns: list[str], keep: Sequence[str], vectors_as_arrays: bool) -> Any:
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql import functions as F
+
+    available = transformed.columns
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise SchemaEnforcementError(
+            f"The Spark ML model produced no column(s) {missing}; its output columns are {available}"
+        )
+    types = {f.name: f.dataType for f in transformed.schema.fields}
+    exprs = [F.col(f"`{c}`") for c in keep if c not in columns]
+    for c in columns:
+        is_vector = isinstance(types[c], VectorUDT)
+        exprs.append(vector_to_array(F.col(f"`{c}`")).alias(c) if is_vector and vectors_as_arrays else F.col(f"`{c}`"))
+    return transformed.select(*exprs)
+
+
+def _to_pandas_column(series: pd.Series) -> pd.Series:
+    """Spark arrays (numpy arrays in pandas) → lists of Python floats/values."""
+    if series.dtype == object and len(series) and hasattr(series.iloc[0], "tolist"):
+        return series.map(lambda v: None if v is None else v.tolist())
+    return series
+
+
+def predict_pandas(model: Any, data: Any, signature: Any, spark: Any = None) -> pd.Series | pd.DataFrame:
+    """Score a pandas DataFrame through Spark; a Series for one output column, else a DataFrame."""
+    from spark_models.flavors.spark_staging import active_session
+
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    columns = output_columns(signature)
+    if len(frame) == 0:  # nothing to score; Spark cannot infer types from an empty frame
+        empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+        return empty[columns[0]] if len(columns) == 1 else empty
+    spark = spark or active_session()
+    df = _arrays_to_vectors(spark.createDataFrame(frame.reset_index(drop=True)), model)
+    out = _select_outputs(model.transform(df), columns, [], vectors_as_arrays=True).toPandas()
+    out = out.apply(_to_pandas_column) if len(out) else out
+    return out[columns[0]] if len(columns) == 1 else out
+
+
+class SparkPipelinePyfunc:
+    """pyfunc adapter running a Spark ML pipeline through a SparkSession."""
+
+    def __init__(self, model: Any, signature: Any, model_config: dict[str, Any] | None = None):
+        self.model = model
+        self.signature = signature
+        self.model_config = model_config or {}
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> pd.Series | pd.DataFrame:
+        if type(self.model).__module__.startswith("pyspark.ml.connect."):
+            return self.model.transform(pd.DataFrame(data).copy())["prediction"]
+        return predict_pandas(self.model, data, self.signature)
+
+    def get_raw_model(self) -> Any:
+        return self.model
+
+
+def transform_keep(df: Any, model: Any, output_cols: Sequence[str] | None, vectors_as_arrays: bool) -> Any:
+    """``model.transform(df)`` with ``df``'s columns and the output columns only."""
+    signature = None
+    if not hasattr(model, "transform"):
+        from spark_models.flavors.spark import load_model
+        from spark_models.mlmodel import Model
+        from spark_models.uri import resolve_model_uri
+
+        local = resolve_model_uri(model)
+        signature = Model.load(local).signature
+        model = load_model(local)
+    columns = output_columns(signature, output_cols)
+    transformed = model.transform(_arrays_to_vectors(df, model))
+    return _select_outputs(transformed, columns, df.columns, vectors_as_arrays)

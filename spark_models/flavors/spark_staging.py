@@ -1,0 +1,125 @@
+"""Moving Spark ML model data between the driver's local disk and the cluster's file system.
+
+Spark ML reads and writes through the executors, so on a cluster a path on the driver's
+local disk is not where the data ends up. Saving writes to a DFS temporary directory and
+copies the result to the local model directory; loading copies the local directory to
+the DFS first. Temporary copies are always removed. In local mode (driver and executors
+share one disk) and on Spark Connect (the server does the reading and writing) paths are
+used directly unless a ``dfs_tmpdir`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+_logger = logging.getLogger(__name__)
+
+DFS_TMP_ENV = "SPARK_MODELS_DFS_TMP"
+_CLUSTER_DEFAULT = "/tmp/spark-models-dfs"  # schemeless: the cluster's default file system
+
+
+def is_connect(spark: Any) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def is_local_master(spark: Any) -> bool:
+    if is_connect(spark):
+        return False
+    master = spark.sparkContext.master
+    return master == "local" or master.startswith("local[")
+
+
+def active_session(create: bool = True) -> Any:
+    """The active SparkSession; a local one is started when there is none and ``create``."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    if spark is None and create:
+        from spark_models.exceptions import NotSupportedError
+
+        if _inside_spark_task():
+            raise NotSupportedError(
+                "A Spark ML model cannot start a SparkSession inside a Spark task; use "
+                "spark_models.spark.load_model(uri).transform(df) on the driver instead"
+            )
+        _logger.info("No active SparkSession; starting a local one to run the Spark ML model")
+        spark = (
+            SparkSession.builder.master("local[*]")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .getOrCreate()
+        )
+    return spark
+
+
+def _inside_spark_task() -> bool:
+    from pyspark import TaskContext
+
+    return TaskContext.get() is not None
+
+
+def dfs_tmp_root(spark: Any, dfs_tmpdir: str | None) -> str:
+    """``dfs_tmpdir``, else ``$SPARK_MODELS_DFS_TMP``, else a local temp dir (local mode) or
+    ``/tmp/spark-models-dfs`` on the cluster's default file system."""
+    root = dfs_tmpdir or os.environ.get(DFS_TMP_ENV)
+    if root:
+        return root
+    if is_local_master(spark):
+        return Path(tempfile.gettempdir(), "spark-models-dfs").as_uri()
+    return _CLUSTER_DEFAULT
+
+
+def _needs_staging(spark: Any, dfs_tmpdir: str | None) -> bool:
+    if is_connect(spark):
+        return False
+    return bool(dfs_tmpdir or os.environ.get(DFS_TMP_ENV)) or not is_local_master(spark)
+
+
+def _hadoop(spark: Any, path: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def _local_hpath(spark: Any, path: Path) -> Any:
+    return spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path.resolve().as_uri())
+
+
+@contextmanager
+def _temporary_dfs_dir(spark: Any, dfs_tmpdir: str | None) -> Iterator[str]:
+    tmp = f"{dfs_tmp_root(spark, dfs_tmpdir).rstrip('/')}/{uuid.uuid4().hex}"
+    try:
+        yield tmp
+    finally:
+        fs, hpath = _hadoop(spark, tmp)
+        if fs.exists(hpath):
+            fs.delete(hpath, True)
+
+
+def write_model(spark: Any, model: Any, local_dir: Path, dfs_tmpdir: str | None) -> None:
+    """``model.write().save`` into ``local_dir`` (which must not exist), staged when needed."""
+    if not _needs_staging(spark, dfs_tmpdir):
+        model.write().save(str(local_dir))
+        return
+    with _temporary_dfs_dir(spark, dfs_tmpdir) as tmp:
+        model.write().save(tmp)
+        fs, hpath = _hadoop(spark, tmp)
+        fs.copyToLocalFile(False, hpath, _local_hpath(spark, local_dir), True)
+        _logger.info("Saved the Spark ML model through %s", tmp)
+
+
+def read_model(spark: Any, reader: Any, local_dir: Path, dfs_tmpdir: str | None) -> Any:
+    """``reader.load`` of the model data in ``local_dir``, staged through the DFS when needed."""
+    if not _needs_staging(spark, dfs_tmpdir):
+        return reader.load(str(local_dir))
+    with _temporary_dfs_dir(spark, dfs_tmpdir) as tmp:
+        fs, hpath = _hadoop(spark, tmp)
+        fs.copyFromLocalFile(False, True, _local_hpath(spark, local_dir), hpath)
+        _logger.info("Loading the Spark ML model through %s", tmp)
+        return reader.load(tmp)

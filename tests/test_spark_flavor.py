@@ -1,0 +1,175 @@
+"""The spark flavor: real fitted Spark ML pipelines saved, loaded and scored."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
+from pyspark.ml.regression import RandomForestRegressor
+
+import spark_models.pyfunc
+import spark_models.spark
+from spark_models.exceptions import InvalidArgumentError, NotSupportedError, SchemaEnforcementError
+from spark_models.flavors.testing import check_flavor
+from spark_models.mlmodel import Model
+from spark_models.models import ModelSignature
+from spark_models.types import ColSpec, Schema
+
+pytestmark = pytest.mark.spark
+
+
+def _data(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    colors = rng.choice(["red", "green", "blue"], n).astype(object)
+    colors[::17] = None
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    label = ((x1 + (colors == "red") - 0.5 * x2) > 0.3).astype(float)
+    return pd.DataFrame({"x1": x1, "x2": x2, "color": colors, "label": label})
+
+
+@pytest.fixture(scope="module")
+def train(spark):
+    return spark.createDataFrame(_data())
+
+
+@pytest.fixture(scope="module")
+def lr_pipeline(train):
+    stages = [
+        StringIndexer(inputCol="color", outputCol="color_idx", handleInvalid="keep"),
+        OneHotEncoder(inputCols=["color_idx"], outputCols=["color_vec"], handleInvalid="keep"),
+        VectorAssembler(inputCols=["x1", "x2", "color_vec"], outputCol="features"),
+        LogisticRegression(maxIter=20),
+    ]
+    return Pipeline(stages=stages).fit(train)
+
+
+@pytest.fixture(scope="module")
+def rf_pipeline(train):
+    stages = [
+        VectorAssembler(inputCols=["x1", "x2"], outputCol="features"),
+        RandomForestRegressor(labelCol="x1", numTrees=8, maxDepth=4, seed=1),
+    ]
+    return Pipeline(stages=stages).fit(train)
+
+
+def _scoring_frame():
+    frame = _data(30, seed=7).drop(columns="label")
+    frame.loc[3, "color"] = "purple"  # unseen category
+    return frame
+
+
+def _spark_predictions(spark, model, frame, column="prediction"):
+    rows = model.transform(spark.createDataFrame(frame)).select(column).toPandas()[column]
+    return rows.map(lambda v: v.toArray().tolist() if hasattr(v, "toArray") else v)
+
+
+def test_layout_and_round_trip(spark, lr_pipeline, tmp_path):
+    spark_models.spark.save_model(lr_pipeline, tmp_path / "m")
+    meta = Model.load(tmp_path / "m")
+    conf = meta.flavors["spark"]
+    assert conf["model_data"] == "sparkml" and conf["model_class"] == "pyspark.ml.pipeline.PipelineModel"
+    assert conf["pyspark_version"]
+    assert meta.flavors["python_function"]["loader_module"] == "spark_models.spark"
+    assert meta.flavors["python_function"]["data"] == "sparkml"
+    assert (tmp_path / "m" / "sparkml" / "metadata").is_dir()
+    assert any(line.startswith("pyspark==") for line in (tmp_path / "m" / "requirements.txt").read_text().split())
+    loaded = spark_models.spark.load_model(str(tmp_path / "m"))
+    assert isinstance(loaded, PipelineModel) and len(loaded.stages) == 4
+    frame = _scoring_frame()
+    pd.testing.assert_series_equal(_spark_predictions(spark, loaded, frame), _spark_predictions(spark, lr_pipeline, frame))
+
+
+def test_bare_model_is_wrapped_in_a_pipeline(spark, train, tmp_path):
+    assembled = VectorAssembler(inputCols=["x1", "x2"], outputCol="features").transform(train)
+    bare = LogisticRegression(maxIter=5).fit(assembled)
+    spark_models.spark.save_model(bare, tmp_path / "bare")
+    loaded = spark_models.spark.load_model(tmp_path / "bare")
+    assert isinstance(loaded, PipelineModel) and type(loaded.stages[0]).__name__ == "LogisticRegressionModel"
+    assert Model.load(tmp_path / "bare").flavors["spark"]["model_class"] == "pyspark.ml.pipeline.PipelineModel"
+
+
+def test_bad_models_are_clear_errors(tmp_path, train):
+    with pytest.raises(InvalidArgumentError, match=r"unfitted Estimator.*LogisticRegression.fit\(df\)"):
+        spark_models.spark.save_model(LogisticRegression(), tmp_path / "a")
+    with pytest.raises(InvalidArgumentError, match="Transformer or PipelineModel, got dict"):
+        spark_models.spark.save_model({"not": "a model"}, tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_sample_input_is_not_yet_supported(lr_pipeline, train, tmp_path):
+    with pytest.raises(NotSupportedError, match="sample_input.*mleap_bridge"):
+        spark_models.spark.save_model(lr_pipeline, tmp_path / "m", sample_input=train)
+    assert not (tmp_path / "m").exists()
+
+
+def test_pyfunc_predictions_equal_transform(spark, lr_pipeline, rf_pipeline, tmp_path):
+    frame = _scoring_frame()
+    for name, model in (("lr", lr_pipeline), ("rf", rf_pipeline)):
+        spark_models.spark.save_model(model, tmp_path / name)
+        got = spark_models.pyfunc.load_model(str(tmp_path / name)).predict(frame)
+        assert isinstance(got, pd.Series) and len(got) == len(frame)
+        np.testing.assert_array_equal(got.to_numpy(), _spark_predictions(spark, model, frame).to_numpy())
+        assert len(spark_models.pyfunc.load_model(str(tmp_path / name)).predict(frame.head(0))) == 0
+
+
+def test_pyfunc_outputs_follow_the_signature(spark, lr_pipeline, tmp_path):
+    sig = ModelSignature(
+        Schema([ColSpec("double", "x1"), ColSpec("double", "x2"), ColSpec("string", "color", required=False)]),
+        Schema([ColSpec("double", "prediction"), ColSpec("double", "probability")]),
+    )
+    spark_models.spark.save_model(lr_pipeline, tmp_path / "m", signature=sig)
+    frame = _scoring_frame()
+    got = spark_models.pyfunc.load_model(str(tmp_path / "m")).predict(frame)
+    assert list(got.columns) == ["prediction", "probability"]
+    assert isinstance(got["probability"][0], list) and all(isinstance(p, float) for p in got["probability"][0])
+    assert got["probability"].tolist() == _spark_predictions(spark, lr_pipeline, frame, "probability").tolist()
+    with pytest.raises(SchemaEnforcementError, match="x2"):  # enforcement runs first
+        spark_models.pyfunc.load_model(str(tmp_path / "m")).predict(frame.drop(columns="x2"))
+
+
+def test_input_example_infers_a_signature(spark, lr_pipeline, tmp_path):
+    example = _scoring_frame().head(3)
+    spark_models.spark.save_model(lr_pipeline, tmp_path / "m", input_example=example)
+    sig = Model.load(tmp_path / "m").signature
+    assert sig.inputs.input_names() == ["x1", "x2", "color"]
+    assert sig.outputs.inputs[0].type.name == "double"
+
+
+def test_spark_udf_refuses_at_creation_pointing_to_transform(spark, lr_pipeline, tmp_path):
+    spark_models.spark.save_model(lr_pipeline, tmp_path / "m")
+    with pytest.raises(NotSupportedError, match=r"spark_udf.*SparkContext.*load_model\(.*\)\.transform\(df\)"):
+        spark_models.pyfunc.spark_udf(spark, str(tmp_path / "m"))
+
+
+def test_transform_helper_keeps_input_and_requested_outputs(spark, lr_pipeline, tmp_path):
+    spark_models.spark.save_model(lr_pipeline, tmp_path / "m")
+    df = spark.createDataFrame(_scoring_frame())
+    out = spark_models.spark.transform(df, str(tmp_path / "m"))
+    assert out.columns == ["x1", "x2", "color", "prediction"]
+    both = spark_models.spark.transform(df, lr_pipeline, ["prediction", "probability"], vectors_as_arrays=True)
+    assert both.columns == ["x1", "x2", "color", "prediction", "probability"]
+    assert dict(both.dtypes)["probability"] == "array<double>"
+    with pytest.raises(SchemaEnforcementError, match="no column.*'score'.*output columns are"):
+        spark_models.spark.transform(df, lr_pipeline, ["score"])
+
+
+def test_no_session_is_started_inside_a_task(spark):
+    def attempt(_):
+        from spark_models.flavors.spark_staging import active_session
+
+        try:
+            active_session()
+        except NotSupportedError as e:
+            yield str(e)
+
+    messages = spark.sparkContext.parallelize([1], 1).mapPartitions(attempt).collect()
+    assert len(messages) == 1 and "inside a Spark task" in messages[0]
+
+
+def test_conformance(spark, rf_pipeline, tmp_path):
+    frame = _scoring_frame()[["x1", "x2"]]
+    check_flavor(
+        spark_models.spark, rf_pipeline, frame, tmp_path,
+        native_predict=lambda m, x: _spark_predictions(spark, m, x),
+    )
