@@ -1,4 +1,22 @@
-"""MLeap bundles without the JVM: read, write and score Bundle.ML in numpy.
+"""MLeap bundles without the JVM: read and write Bundle.ML (JSON), score it in numpy.
 
-Filled in by the mleap_bridge issue; the package exists so the layout is stable.
+- :func:`load_bundle` — a bundle directory or zip → a model with ``transform(pandas_df)``.
+- :func:`to_bundle` — a fitted Spark ``PipelineModel`` → a bundle (no MLeap jars needed).
+- :func:`read_leapframe` / :func:`write_leapframe` — MLeap's LeapFrame JSON ⇄ pandas.
 """
+
+from mleap_bridge.bundle import Bundle, Node, read_bundle, write_bundle
+from mleap_bridge.leapframe import read_leapframe, write_leapframe
+from mleap_bridge.ops import supported_ops
+from mleap_bridge.runtime import BundleModel, load_bundle
+
+
+def to_bundle(pipeline_model, path, sample_df=None):
+    """Write a fitted Spark pipeline as a JSON bundle (see :mod:`mleap_bridge.spark`)."""
+    from mleap_bridge.spark import to_bundle as _to_bundle
+
+    return _to_bundle(pipeline_model, path, sample_df)
+
+
+__all__ = ["Bundle", "BundleModel", "Node", "load_bundle", "read_bundle", "write_bundle", "read_leapframe",
+           "write_leapframe", "supported_ops", "to_bundle"]

@@ -1,0 +1,216 @@
+"""Feature ops: vector_assembler, string_indexer, one_hot_encoder, standard_scaler."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from spark_models.exceptions import SchemaEnforcementError
+
+from mleap_bridge import attributes as A
+from mleap_bridge.bundle import Node
+from mleap_bridge.frame import Frame, as_float
+from mleap_bridge.ops import OpSpec, register
+
+Kernel = Callable[[Frame], None]
+
+
+def numbered_ports(sockets: list[tuple[str, str]], prefix: str) -> list[str]:
+    """Columns of ports ``prefix0, prefix1, …`` in numeric order."""
+    numbered = [(int(p[len(prefix):]), c) for p, c in sockets if p.startswith(prefix) and p[len(prefix):].isdigit()]
+    return [c for _, c in sorted(numbered)]
+
+
+def _ports(node: Node, side: str) -> list[str]:
+    """Multi-column ops use input0.. / output0..; single-column ones input / output."""
+    sockets = node.inputs if side == "input" else node.outputs
+    cols = numbered_ports(sockets, side)
+    return cols or [c for p, c in sockets if p == side]
+
+
+# ---- vector_assembler -------------------------------------------------------------------
+
+def _assembler(node: Node) -> Kernel:
+    inputs, output = numbered_ports(node.inputs, "input"), node.output()
+    invalid = node.attr("handle_invalid", "string", "keep")
+
+    def run(frame: Frame) -> None:
+        parts = [as_float(frame.column(c, node.name)) for c in inputs]
+        matrix = np.column_stack([p if p.ndim == 2 else p[:, None] for p in parts]) if parts else np.empty((frame.n, 0))
+        if invalid != "keep":
+            bad = np.isnan(matrix).any(axis=1)
+            if frame.keep is not None:
+                bad &= frame.keep  # rows an earlier op skipped do not count
+            if invalid == "error" and bad.any():
+                raise SchemaEnforcementError(
+                    f"MLeap node {node.name!r}: null/NaN in {inputs} at row {int(np.argmax(bad))} (handle_invalid='error')"
+                )
+            if invalid == "skip":
+                frame.drop(bad)
+        frame.data[output] = matrix
+
+    return run
+
+
+def _assembler_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
+    inputs = stage.getInputCols()
+    data_shapes = []
+    for c in inputs:
+        size = shapes.get(c)
+        if size is None:
+            data_shapes.append({"base": "scalar", "isNullable": True})
+        else:
+            data_shapes.append({"base": "tensor", "isNullable": True,
+                                "tensorShape": {"dimensions": [{"size": size, "name": ""}]}})
+    shapes[stage.getOutputCol()] = sum(shapes.get(c) or 1 for c in inputs)
+    return Node(stage.uid, "vector_assembler",
+                {"input_shapes": {"type": "list", "data_shape": data_shapes},
+                 "handle_invalid": A.scalar("string", stage.getHandleInvalid())},
+                [(f"input{i}", c) for i, c in enumerate(inputs)], [("output", stage.getOutputCol())])
+
+
+register(OpSpec("vector_assembler", _assembler, ("VectorAssembler",), _assembler_from_spark))
+
+
+# ---- string_indexer ---------------------------------------------------------------------
+
+def _as_strings(values: np.ndarray) -> np.ndarray:
+    if values.dtype == object:
+        return values
+    out = values.astype(object)
+    if values.dtype.kind == "f":
+        out[np.isnan(values)] = None
+    return np.array([v if v is None else str(v) for v in out], dtype=object)
+
+
+def _label_lists(node: Node) -> list[list[str]]:
+    count = node.attr("labels_length", "int", None)
+    if count is not None:
+        return [node.attr(f"labels_array_{i}", "list", []) for i in range(int(count))]
+    return [node.attr("labels", "list", [])]
+
+
+def _indexer(node: Node) -> Kernel:
+    inputs, outputs = _ports(node, "input"), _ports(node, "output")
+    lookups = [{label: float(i) for i, label in enumerate(labels)} for labels in _label_lists(node)]
+    invalid = node.attr("handle_invalid", "string", "error")
+
+    def run(frame: Frame) -> None:
+        for column, output, lookup in zip(inputs, outputs, lookups):
+            values = _as_strings(frame.column(column, node.name))
+            index = np.fromiter((lookup.get(v, -1.0) if v is not None else -1.0 for v in values), np.float64, len(values))
+            bad = index < 0
+            if bad.any():
+                if invalid == "error":
+                    raise SchemaEnforcementError(
+                        f"MLeap node {node.name!r}: unseen or null value {values[bad][0]!r} in column {column!r} "
+                        "(handle_invalid='error')"
+                    )
+                if invalid == "skip":
+                    frame.drop(bad)  # a valid placeholder keeps later ops quiet on rows already dropped
+                index[bad] = 0.0 if invalid == "skip" else float(len(lookup))
+            frame.data[output] = index
+
+    return run
+
+
+def _indexer_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
+    labels = [list(x) for x in stage.labelsArray]
+    inputs = stage.getInputCols() if stage.isSet(stage.inputCols) else [stage.getInputCol()]
+    outputs = stage.getOutputCols() if stage.isSet(stage.outputCols) else [stage.getOutputCol()]
+    attributes = {"handle_invalid": A.scalar("string", stage.getHandleInvalid()),
+                  "labels_length": A.scalar("int", len(labels))}
+    for i, ls in enumerate(labels):
+        attributes[f"labels_array_{i}"] = A.listed("string", ls)
+    for c in outputs:
+        shapes[c] = None
+    return Node(stage.uid, "string_indexer", attributes,
+                [(f"input{i}", c) for i, c in enumerate(inputs)], [(f"output{i}", c) for i, c in enumerate(outputs)])
+
+
+register(OpSpec("string_indexer", _indexer, ("StringIndexerModel",), _indexer_from_spark))
+
+
+# ---- one_hot_encoder --------------------------------------------------------------------
+
+def _one_hot(index: np.ndarray, width: int, categories: int, keep_invalid: bool, where: str) -> np.ndarray:
+    """Spark's OneHotEncoderModel: index ≥ width (the dropped last slot) → all zeros."""
+    idx = as_float(index)
+    valid = (idx >= 0) & (idx < categories) & (idx == np.floor(idx))
+    if not valid.all():
+        if not keep_invalid:
+            bad = idx[~valid][0]
+            raise SchemaEnforcementError(f"{where}: invalid category index {bad!r} (handle_invalid='error')")
+        idx = np.where(valid, idx, categories)
+    out = np.zeros((len(idx), width))
+    hot = idx < width
+    out[np.nonzero(hot)[0], idx[hot].astype(np.int64)] = 1.0
+    return out
+
+
+def _encoder(node: Node) -> Kernel:
+    inputs, outputs = _ports(node, "input"), _ports(node, "output")
+    drop_last = node.attr("drop_last", "boolean")
+    sizes = node.attr("category_sizes", "list", None)
+    if sizes is None:  # MLeap's old single-column form: `size` is the output width
+        width = int(node.attr("size", "long"))
+        specs = [(width, width + 1 if drop_last else width, False)]
+    else:
+        keep = node.attr("handle_invalid", "string", "error") == "keep"
+        specs = [(int(s) + int(keep) - int(drop_last), int(s), keep) for s in sizes]
+
+    def run(frame: Frame) -> None:
+        for column, output, (width, categories, keep_invalid) in zip(inputs, outputs, specs):
+            where = f"MLeap node {node.name!r}, column {column!r}"
+            frame.data[output] = _one_hot(frame.column(column, node.name), width, categories, keep_invalid, where)
+
+    return run
+
+
+def _encoder_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
+    sizes = list(stage.categorySizes)
+    keep, drop_last = stage.getHandleInvalid() == "keep", stage.getDropLast()
+    inputs = stage.getInputCols() if stage.isSet(stage.inputCols) else [stage.getInputCol()]
+    outputs = stage.getOutputCols() if stage.isSet(stage.outputCols) else [stage.getOutputCol()]
+    for c, s in zip(outputs, sizes):
+        shapes[c] = s + int(keep) - int(drop_last)
+    return Node(stage.uid, "one_hot_encoder",
+                {"category_sizes": A.listed("int", sizes), "drop_last": A.scalar("boolean", drop_last),
+                 "handle_invalid": A.scalar("string", stage.getHandleInvalid())},
+                [(f"input{i}", c) for i, c in enumerate(inputs)], [(f"output{i}", c) for i, c in enumerate(outputs)])
+
+
+register(OpSpec("one_hot_encoder", _encoder, ("OneHotEncoderModel",), _encoder_from_spark))
+
+
+# ---- standard_scaler --------------------------------------------------------------------
+
+def _scaler(node: Node) -> Kernel:
+    mean = node.attr("mean", "tensor", None)
+    std = node.attr("std", "tensor", None)
+    factor = None if std is None else np.divide(1.0, std, out=np.zeros_like(std, dtype=np.float64), where=std != 0)
+    column, output = node.input(), node.output()
+
+    def run(frame: Frame) -> None:
+        x = as_float(frame.column(column, node.name))
+        if mean is not None:
+            x = x - mean
+        if factor is not None:
+            x = x * factor
+        frame.data[output] = x
+
+    return run
+
+
+def _scaler_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
+    attributes = {}
+    if stage.getWithMean():
+        attributes["mean"] = A.tensor(stage.mean.toArray())
+    if stage.getWithStd():
+        attributes["std"] = A.tensor(stage.std.toArray())
+    shapes[stage.getOutputCol()] = len(stage.std)
+    return Node(stage.uid, "standard_scaler", attributes, [("input", stage.getInputCol())], [("output", stage.getOutputCol())])
+
+
+register(OpSpec("standard_scaler", _scaler, ("StandardScalerModel",), _scaler_from_spark))
