@@ -2,6 +2,7 @@
 
 - :func:`load_bundle` — a bundle directory or zip → a model with ``transform(pandas_df)``.
 - :func:`to_bundle` — a fitted Spark ``PipelineModel`` → a bundle (no MLeap jars needed).
+- :func:`to_spark` — a bundle → a Spark ``PipelineModel``, so Spark can score MLeap's bundles.
 - :func:`read_leapframe` / :func:`write_leapframe` — MLeap's LeapFrame JSON ⇄ pandas.
 """
 
@@ -18,5 +19,12 @@ def to_bundle(pipeline_model, path, sample_df=None):
     return _to_bundle(pipeline_model, path, sample_df)
 
 
-__all__ = ["Bundle", "BundleModel", "Node", "load_bundle", "read_bundle", "write_bundle", "read_leapframe",
+def to_spark(bundle_path):
+    """A bundle as a Spark ``PipelineModel`` (see :mod:`mleap_bridge.spark`)."""
+    from mleap_bridge.spark import to_spark as _to_spark
+
+    return _to_spark(bundle_path)
+
+
+__all__ = ["to_spark", "Bundle", "BundleModel", "Node", "load_bundle", "read_bundle", "write_bundle", "read_leapframe",
            "write_leapframe", "supported_ops", "to_bundle"]

@@ -46,3 +46,28 @@ def to_bundle(pipeline_model: Any, path: str | Path, sample_df: Any = None) -> P
     model = pipeline_model if isinstance(pipeline_model, PipelineModel) else PipelineModel([pipeline_model])
     root = _node(model, _vector_widths(sample_df))
     return write_bundle(Bundle(root, name=model.uid), path)
+
+
+def _stage(node: Node) -> Any:
+    from pyspark.ml import PipelineModel
+
+    from mleap_bridge.ops import op_spec
+
+    if node.op == "pipeline":
+        return PipelineModel([_stage(child) for child in node.children])
+    spec = op_spec(node.op, node.name)
+    if spec.to_spark is None:
+        from spark_models.exceptions import NotSupportedError
+
+        raise NotSupportedError(f"MLeap op {node.op!r} (node {node.name!r}) cannot be converted to a Spark stage")
+    return spec.to_spark(node)
+
+
+def to_spark(bundle_path: str | Path) -> Any:
+    """A bundle (e.g. written by MLeap) as a Spark ``PipelineModel`` (needs a classic SparkSession)."""
+    from pyspark.ml import PipelineModel
+
+    from mleap_bridge.bundle import read_bundle
+
+    stage = _stage(read_bundle(bundle_path).root)
+    return stage if isinstance(stage, PipelineModel) else PipelineModel([stage])

@@ -115,3 +115,35 @@ def test_bare_model_and_unsupported_stage(spark, train, tmp_path):
 
     with pytest.raises(NotSupportedError, match="Bucketizer"):
         mleap_bridge.to_bundle(PipelineModel([Bucketizer(splits=[0, 1, 2], inputCol="x1", outputCol="b")]), tmp_path / "u")
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures" / "mleap"
+
+
+def test_mleap_written_bundle_scores_the_same_in_spark(spark):
+    frame = mleap_bridge.read_leapframe(FIXTURES / "frame.airbnb.json")
+    frame = pd.concat([frame, frame.assign(state="CA", room_type="Private room", bedrooms=1.0)], ignore_index=True)
+    ours = mleap_bridge.load_bundle(FIXTURES / "airbnb.model.lr.zip").transform(frame)
+    pipeline = mleap_bridge.to_spark(FIXTURES / "airbnb.model.lr.zip")
+    theirs = pipeline.transform(spark.createDataFrame(frame)).toPandas()
+    np.testing.assert_allclose(ours["price_prediction"], theirs["price_prediction"], rtol=1e-9)
+    np.testing.assert_allclose(np.stack(ours["features_lr"]), np.stack(theirs["features_lr"].map(lambda v: v.toArray())))
+
+    one_hot = mleap_bridge.load_bundle(FIXTURES / "one_hot_encoder_pipeline.zip")
+    letters = pd.DataFrame({"col_1": ["A", "B", "C", "Q"]})
+    spark_out = mleap_bridge.to_spark(FIXTURES / "one_hot_encoder_pipeline.zip").transform(spark.createDataFrame(letters))
+    got = [r.col_1_label_one_hot_encoded.toArray().tolist() for r in spark_out.collect()]
+    assert got == [v.tolist() for v in one_hot.transform(letters)["col_1_label_one_hot_encoded"]]
+
+
+def test_spark_to_bundle_to_spark_round_trip(spark, train, tmp_path):
+    lr = LogisticRegression(maxIter=30, labelCol="label3", family="multinomial")
+    for name, model in (("bin", Pipeline(stages=[*_features("keep"), LogisticRegression(maxIter=20)]).fit(train)),
+                        ("multi", Pipeline(stages=[*_features("keep"), lr]).fit(train)),
+                        ("lin", Pipeline(stages=[*_features("skip", with_mean=False), LinearRegression(labelCol="y")]).fit(train))):
+        mleap_bridge.to_bundle(model, tmp_path / name)
+        rebuilt = mleap_bridge.to_spark(tmp_path / name)
+        frame = _scoring_frame()
+        a = _spark_output(spark, model, frame, ["prediction"])["prediction"]
+        b = _spark_output(spark, rebuilt, frame, ["prediction"])["prediction"]
+        np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=name)

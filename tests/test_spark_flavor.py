@@ -97,9 +97,28 @@ def test_bad_models_are_clear_errors(tmp_path, train):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_sample_input_is_not_yet_supported(lr_pipeline, train, tmp_path):
-    with pytest.raises(NotSupportedError, match="sample_input.*mleap_bridge"):
-        spark_models.spark.save_model(lr_pipeline, tmp_path / "m", sample_input=train)
+def test_sample_input_adds_an_mleap_flavor_scored_without_spark(spark, lr_pipeline, train, tmp_path):
+    spark_models.spark.save_model(lr_pipeline, tmp_path / "m", sample_input=train)
+    meta = Model.load(tmp_path / "m")
+    assert meta.flavors["mleap"]["model_data"] == "mleap/model"
+    assert (tmp_path / "m" / "mleap" / "model" / "bundle.json").is_file()
+    assert (tmp_path / "m" / "mleap" / "schema.json").is_file()
+    frame = _scoring_frame()
+    expected = _spark_predictions(spark, lr_pipeline, frame).to_numpy()
+    auto = spark_models.pyfunc.load_model(str(tmp_path / "m"))
+    assert type(auto._model_impl).__name__ == "BundlePyfunc"
+    np.testing.assert_array_equal(auto.predict(frame).to_numpy(), expected)
+    forced = spark_models.pyfunc.load_model(str(tmp_path / "m"), model_config={"runtime": "spark"})
+    assert type(forced._model_impl).__name__ == "SparkPipelinePyfunc"
+    np.testing.assert_array_equal(forced.predict(frame).to_numpy(), expected)
+    u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / "m"))  # workers score the bundle in numpy
+    scored = spark.createDataFrame(frame).withColumn("p", u("x1", "x2", "color")).toPandas()
+    np.testing.assert_array_equal(scored["p"].to_numpy(), expected)
+
+
+def test_sample_input_with_an_unsupported_stage_names_it(rf_pipeline, train, tmp_path):
+    with pytest.raises(NotSupportedError, match="RandomForestRegressionModel"):
+        spark_models.spark.save_model(rf_pipeline, tmp_path / "m", sample_input=train)
     assert not (tmp_path / "m").exists()
 
 

@@ -70,7 +70,14 @@ def _assembler_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
                 [(f"input{i}", c) for i, c in enumerate(inputs)], [("output", stage.getOutputCol())])
 
 
-register(OpSpec("vector_assembler", _assembler, ("VectorAssembler",), _assembler_from_spark))
+def _assembler_to_spark(node: Node) -> Any:
+    from pyspark.ml.feature import VectorAssembler
+
+    return VectorAssembler(inputCols=numbered_ports(node.inputs, "input"), outputCol=node.output(),
+                           handleInvalid=node.attr("handle_invalid", "string", "error"))
+
+
+register(OpSpec("vector_assembler", _assembler, ("VectorAssembler",), _assembler_from_spark, _assembler_to_spark))
 
 
 # ---- string_indexer ---------------------------------------------------------------------
@@ -129,7 +136,20 @@ def _indexer_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
                 [(f"input{i}", c) for i, c in enumerate(inputs)], [(f"output{i}", c) for i, c in enumerate(outputs)])
 
 
-register(OpSpec("string_indexer", _indexer, ("StringIndexerModel",), _indexer_from_spark))
+def _indexer_to_spark(node: Node) -> Any:
+    from pyspark.ml.feature import StringIndexerModel
+
+    invalid = node.attr("handle_invalid", "string", "error")
+    labels, inputs, outputs = _label_lists(node), _ports(node, "input"), _ports(node, "output")
+    if len(inputs) == 1:
+        return StringIndexerModel.from_labels(labels[0], inputs[0], outputs[0], handleInvalid=invalid)
+    from mleap_bridge import jvm
+
+    return jvm.new_model("org.apache.spark.ml.feature.StringIndexerModel", StringIndexerModel, node.name,
+                         jvm.string_arrays(labels), inputCols=inputs, outputCols=outputs, handleInvalid=invalid)
+
+
+register(OpSpec("string_indexer", _indexer, ("StringIndexerModel",), _indexer_from_spark, _indexer_to_spark))
 
 
 # ---- one_hot_encoder --------------------------------------------------------------------
@@ -181,7 +201,22 @@ def _encoder_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
                 [(f"input{i}", c) for i, c in enumerate(inputs)], [(f"output{i}", c) for i, c in enumerate(outputs)])
 
 
-register(OpSpec("one_hot_encoder", _encoder, ("OneHotEncoderModel",), _encoder_from_spark))
+def _encoder_to_spark(node: Node) -> Any:
+    from pyspark.ml.feature import OneHotEncoderModel
+
+    from mleap_bridge import jvm
+
+    drop_last = bool(node.attr("drop_last", "boolean"))
+    sizes = node.attr("category_sizes", "list", None)
+    invalid = node.attr("handle_invalid", "string", "error")
+    if sizes is None:  # old form: `size` is the output width
+        sizes, invalid = [int(node.attr("size", "long")) + int(drop_last)], "error"
+    return jvm.new_model("org.apache.spark.ml.feature.OneHotEncoderModel", OneHotEncoderModel, node.name,
+                         jvm.int_array(sizes), inputCols=_ports(node, "input"), outputCols=_ports(node, "output"),
+                         dropLast=drop_last, handleInvalid=invalid)
+
+
+register(OpSpec("one_hot_encoder", _encoder, ("OneHotEncoderModel",), _encoder_from_spark, _encoder_to_spark))
 
 
 # ---- standard_scaler --------------------------------------------------------------------
@@ -213,4 +248,19 @@ def _scaler_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
     return Node(stage.uid, "standard_scaler", attributes, [("input", stage.getInputCol())], [("output", stage.getOutputCol())])
 
 
-register(OpSpec("standard_scaler", _scaler, ("StandardScalerModel",), _scaler_from_spark))
+def _scaler_to_spark(node: Node) -> Any:
+    from pyspark.ml.feature import StandardScalerModel
+
+    from mleap_bridge import jvm
+
+    mean, std = node.attr("mean", "tensor", None), node.attr("std", "tensor", None)
+    width = len(mean if mean is not None else std)
+    return jvm.new_model(
+        "org.apache.spark.ml.feature.StandardScalerModel", StandardScalerModel, node.name,
+        jvm.dense_vector(std if std is not None else np.ones(width)),
+        jvm.dense_vector(mean if mean is not None else np.zeros(width)),
+        inputCol=node.input(), outputCol=node.output(), withMean=mean is not None, withStd=std is not None,
+    )
+
+
+register(OpSpec("standard_scaler", _scaler, ("StandardScalerModel",), _scaler_from_spark, _scaler_to_spark))

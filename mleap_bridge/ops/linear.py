@@ -39,7 +39,17 @@ def _linear_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
                 [("features", stage.getFeaturesCol())], [("prediction", stage.getPredictionCol())])
 
 
-register(OpSpec("linear_regression", _linear, ("LinearRegressionModel",), _linear_from_spark))
+def _linear_to_spark(node: Node) -> Any:
+    from pyspark.ml.regression import LinearRegressionModel
+
+    from mleap_bridge import jvm
+
+    return jvm.new_model("org.apache.spark.ml.regression.LinearRegressionModel", LinearRegressionModel, node.name,
+                         jvm.dense_vector(node.attr("coefficients", "tensor")), float(node.attr("intercept", "double")),
+                         featuresCol=node.input("features"), predictionCol=node.output("prediction"))
+
+
+register(OpSpec("linear_regression", _linear, ("LinearRegressionModel",), _linear_from_spark, _linear_to_spark))
 
 
 # ---- logistic_regression ----------------------------------------------------------------
@@ -121,4 +131,28 @@ def _logistic_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
     return Node(stage.uid, "logistic_regression", attributes, [("features", stage.getFeaturesCol())], outputs)
 
 
-register(OpSpec("logistic_regression", _logistic, ("LogisticRegressionModel",), _logistic_from_spark))
+def _logistic_to_spark(node: Node) -> Any:
+    from pyspark.ml.classification import LogisticRegressionModel
+
+    from mleap_bridge import jvm
+
+    k = int(node.attr("num_classes", "long", 2))
+    binary = "coefficients" in node.attributes
+    if binary:
+        matrix = np.atleast_2d(node.attr("coefficients", "tensor"))
+        intercepts = [float(node.attr("intercept", "double"))]
+    else:
+        matrix, intercepts = node.attr("coefficient_matrix", "tensor"), node.attr("intercept_vector", "tensor")
+    thresholds = node.attr("thresholds", "list", None)
+    cols = {"featuresCol": node.input("features"), "predictionCol": node.output("prediction") or "",
+            "probabilityCol": node.output("probability") or "", "rawPredictionCol": node.output("raw_prediction") or ""}
+    if binary and not thresholds:
+        cols["threshold"] = float(node.attr("threshold", "double", 0.5))
+    elif thresholds:
+        cols["thresholds"] = [float(t) for t in thresholds]
+    return jvm.new_model("org.apache.spark.ml.classification.LogisticRegressionModel", LogisticRegressionModel,
+                         node.name, jvm.dense_matrix(matrix), jvm.dense_vector(intercepts), k, not binary, **cols)
+
+
+register(OpSpec("logistic_regression", _logistic, ("LogisticRegressionModel",), _logistic_from_spark,
+                _logistic_to_spark))

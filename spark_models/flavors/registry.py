@@ -29,6 +29,7 @@ known_flavors: dict[str, dict[str, Any]] = {
         "requires": "sklearn",
         "err": "The sklearn flavor needs scikit-learn: pip install 'spark-models[sklearn]'",
     },
+    "mleap": {"module": "spark_models.mleap"},
     "spark": {
         "module": "spark_models.spark",
         "requires": "pyspark",
@@ -40,6 +41,7 @@ known_flavors: dict[str, dict[str, Any]] = {
 mlflow_loader_modules: dict[str, str] = {
     "mlflow.sklearn": "spark_models.sklearn",
     "mlflow.spark": "spark_models.spark",
+    "mlflow.mleap": "spark_models.mleap",
     "mlflow.pyfunc.model": "spark_models.pyfunc.model",
 }
 

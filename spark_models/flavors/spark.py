@@ -98,20 +98,19 @@ def save_model(
 ) -> Model:
     """Save a fitted Spark ML Transformer/PipelineModel as a model directory at ``path``.
 
-    ``sample_input`` (a Spark DataFrame) would also write an MLeap bundle; that needs the
-    ``mleap_bridge`` and is not available yet.
+    ``sample_input`` (a Spark DataFrame) also writes an MLeap bundle (``mleap`` flavor), so
+    pyfunc and ``spark_udf`` can score the pipeline in numpy without Spark.
     """
     _validate_model(spark_model)
-    if sample_input is not None:
-        raise NotSupportedError(
-            "sample_input= (an MLeap bundle next to the Spark model) is not available yet: "
-            "it needs mleap_bridge, which does not write bundles in this version"
-        )
     pipeline = _as_pipeline(spark_model)
     model_dir = prepare_model_dir(path)
     try:
         _write_model_data(pipeline, model_dir / MODEL_DATA, dfs_tmpdir)
         mlflow_model = mlflow_model or Model()
+        if sample_input is not None:
+            from spark_models.flavors import mleap
+
+            mleap.add_to_model(mlflow_model, model_dir, pipeline, sample_input)
         code = copy_code_paths(code_paths, model_dir)
         import pyspark
 
@@ -181,7 +180,11 @@ def load_model(model_uri: str | os.PathLike, dfs_tmpdir: str | None = None, dst_
 
 
 def _load_pyfunc(path: str, model_config: dict[str, Any] | None = None) -> Any:
-    """Loader entry point; ``path`` is the ``sparkml`` data directory (MLflow's contract)."""
+    """Loader entry point; ``path`` is the ``sparkml`` data directory (MLflow's contract).
+
+    When the model also has an ``mleap`` flavor, scoring uses the numpy runtime (no Spark);
+    ``model_config={"runtime": "spark"}`` forces Spark.
+    """
     from pathlib import Path
 
     from spark_models.flavors.spark_scoring import SparkPipelinePyfunc
@@ -189,15 +192,30 @@ def _load_pyfunc(path: str, model_config: dict[str, Any] | None = None) -> Any:
     data = Path(path)
     model_dir = data.parent if (data.parent / "MLmodel").is_file() else data
     meta = Model.load(model_dir)
+    runtime = (model_config or {}).get("runtime", "auto")
+    if runtime not in ("auto", "spark", "mleap"):
+        raise InvalidArgumentError(f"model_config runtime must be 'auto', 'spark' or 'mleap', got {runtime!r}")
+    if runtime != "spark" and "mleap" in meta.flavors:
+        from spark_models.flavors.mleap import BundlePyfunc, _load_from_dir as load_bundle_dir
+
+        return BundlePyfunc(load_bundle_dir(model_dir), meta.signature)
+    if runtime == "mleap":
+        raise NotSupportedError(f"{model_dir} has no mleap flavor; save it with sample_input= to get one")
     return SparkPipelinePyfunc(_load_from_dir(model_dir), meta.signature, model_config)
 
 
 def udf_unsupported_reason(model_uri: str) -> str | None:
-    """Why ``spark_udf`` cannot run this model inside Spark tasks (None when it can)."""
+    """Why ``spark_udf`` cannot run this model inside Spark tasks (None when it can: an
+    ``mleap`` flavor lets the workers score it in numpy)."""
+    try:
+        if "mleap" in Model.load(resolve_model_uri(model_uri)).flavors:
+            return None
+    except Exception:  # an unreadable model fails later with its own message
+        return None
     return (
         "A Spark ML pipeline needs a SparkContext, which does not exist inside a Spark task, so it "
-        "cannot run in spark_udf. Score it on the driver with Spark instead: "
-        f"spark_models.spark.load_model({model_uri!r}).transform(df), or "
+        "cannot run in spark_udf. Save it with sample_input= (an MLeap bundle scored in numpy), or score it "
+        f"on the driver with Spark: spark_models.spark.load_model({model_uri!r}).transform(df), or "
         "spark_models.spark.transform(df, model_uri) to keep only the prediction columns."
     )
 
