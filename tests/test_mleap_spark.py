@@ -21,9 +21,9 @@ def _frame(n, seed):
     sizes = rng.choice(["S", "M", "L"], n).astype(object)
     x1, x2 = rng.normal(size=n), rng.normal(3, 2, size=n)
     label = (x1 + (colors == "red") - 0.3 * x2 + rng.normal(0, 0.3, n) > 0).astype(float)
-    label3 = np.digitize(x1 + 0.2 * x2, [-0.2, 0.8]).astype(float)
+    label3 = np.digitize(x1 + 0.2 * x2 + 1.5 * (colors == "blue"), [-0.2, 0.8]).astype(float)
     return pd.DataFrame({"id": np.arange(n), "x1": x1, "x2": x2, "color": colors, "size": sizes,
-                         "label": label, "label3": label3, "y": 2 * x1 - x2 + rng.normal(0, 0.1, n)})
+                         "label": label, "label3": label3, "y": 2 * x1 - x2 + 3 * (colors == "green") + rng.normal(0, 0.1, n)})
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +111,11 @@ def test_bare_model_and_unsupported_stage(spark, train, tmp_path):
     indexer = StringIndexer(inputCol="color", outputCol="color_idx", handleInvalid="keep").fit(train)
     out = _compare(spark, indexer, _scoring_frame(), ["color_idx"], tmp_path)
     assert out["color_idx"].max() == 4.0  # null and unseen → the extra bucket
-    from pyspark.ml.feature import Bucketizer
+    from pyspark.ml.feature import SQLTransformer
 
-    with pytest.raises(NotSupportedError, match="Bucketizer"):
-        mleap_bridge.to_bundle(PipelineModel([Bucketizer(splits=[0, 1, 2], inputCol="x1", outputCol="b")]), tmp_path / "u")
+    with pytest.raises(NotSupportedError, match=r"SQLTransformer \(sql_x\)"):
+        mleap_bridge.to_bundle(PipelineModel([SQLTransformer(statement="SELECT * FROM __THIS__")._resetUid("sql_x")]),
+                               tmp_path / "u")
 
 
 FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures" / "mleap"
@@ -197,3 +198,29 @@ def test_discrete_ops_match_spark_and_round_trip(spark, train, tmp_path):
     rebuilt = _spark_output(spark, mleap_bridge.to_spark(tmp_path / "b.zip"), frame, [])
     for c in [*columns, "color_back"]:
         assert rebuilt[c].tolist() == theirs[c].tolist() or np.allclose(rebuilt[c], theirs[c], equal_nan=True), c
+
+
+@pytest.mark.parametrize("kind", ["dt_reg", "rf_reg", "gbt_reg", "dt_clf", "rf_clf", "gbt_clf"])
+def test_tree_models_match_spark(spark, train, tmp_path, kind):
+    from pyspark.ml import classification as C
+    from pyspark.ml import regression as R
+
+    estimator = {
+        "dt_reg": R.DecisionTreeRegressor(labelCol="y", maxDepth=5),
+        "rf_reg": R.RandomForestRegressor(labelCol="y", numTrees=7, maxDepth=4, seed=3),
+        "gbt_reg": R.GBTRegressor(labelCol="y", maxIter=6, maxDepth=3, seed=3),
+        "dt_clf": C.DecisionTreeClassifier(labelCol="label3", maxDepth=5),
+        "rf_clf": C.RandomForestClassifier(labelCol="label3", numTrees=7, maxDepth=4, seed=3),
+        "gbt_clf": C.GBTClassifier(labelCol="label", maxIter=6, maxDepth=3, seed=3),
+    }[kind]
+    stages = [
+        StringIndexer(inputCol="color", outputCol="color_idx", handleInvalid="keep"),  # a categorical feature
+        VectorAssembler(inputCols=["x1", "x2", "color_idx"], outputCol="features"),
+        estimator,
+    ]
+    model = Pipeline(stages=stages).fit(train)
+    columns = ["prediction"] if kind.endswith("reg") else ["prediction", "probability", "rawPrediction"]
+    _compare(spark, model, _scoring_frame(), columns, tmp_path)
+    tree_node = mleap_bridge.read_bundle(tmp_path / "b.zip").root.children[-1]
+    text = "".join(v for k, v in tree_node.files.items() if k.endswith("tree.json"))
+    assert '"categorical"' in text and '"continuous"' in text  # both split kinds exercised

@@ -1,0 +1,226 @@
+"""Decision trees and ensembles: decision_tree_*, random_forest_*, gbt_* (regression and classifier).
+
+A tree is stored as ``tree.json``: newline-delimited JSON nodes in pre-order. Scoring walks
+all rows down the tree at once, one level per step. Spark export reads the fitted trees
+through the JVM (``rootNode``); building Spark tree models from a bundle is not supported.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import numpy as np
+
+from mleap_bridge import attributes as A
+from mleap_bridge.bundle import Node
+from mleap_bridge.frame import Frame, as_float
+from mleap_bridge.ops import OpSpec, register
+
+Kernel = Callable[[Frame], None]
+
+
+class Tree:
+    """Flat arrays of one tree: per node feature, threshold, children, categories, leaf values."""
+
+    def __init__(self, lines: list[dict[str, Any]]):
+        self.feature, self.threshold, self.left, self.right = [], [], [], []
+        self.categories: dict[int, tuple[set, bool]] = {}
+        self.values: list[list[float]] = []
+        self._build(iter(lines))
+        self.feature, self.threshold = np.asarray(self.feature), np.asarray(self.threshold, dtype=np.float64)
+        self.left, self.right = np.asarray(self.left), np.asarray(self.right)
+        width = max(len(v) for v in self.values)
+        self.leaf_values = np.array([v + [0.0] * (width - len(v)) for v in self.values])
+
+    def _build(self, lines: Any) -> int:
+        line = next(lines)
+        i = len(self.feature)
+        self.feature.append(-1)
+        self.threshold.append(0.0)
+        self.left.append(-1)
+        self.right.append(-1)
+        self.values.append([])
+        if line["type"] == "leaf":
+            self.values[i] = [float(v) for v in line["values"]]
+            return i
+        split = line["split"]
+        self.feature[i] = int(split.get("featureIndex", 0))
+        if split["type"] == "continuous":
+            self.threshold[i] = float(split.get("threshold", 0.0))
+        else:
+            self.categories[i] = ({float(c) for c in split.get("categories", [])}, bool(split.get("isLeft", False)))
+        self.left[i] = self._build(lines)
+        self.right[i] = self._build(lines)
+        return i
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """Leaf value rows for every row of ``x``."""
+        node = np.zeros(len(x), dtype=np.int64)
+        while True:
+            inner = self.feature[node] >= 0
+            if not inner.any():
+                return self.leaf_values[node]
+            rows = np.nonzero(inner)[0]
+            at = node[rows]
+            values = x[rows, self.feature[at]]
+            go_left = values <= self.threshold[at]
+            for k in set(at.tolist()) & self.categories.keys():
+                cats, is_left = self.categories[k]
+                mask = at == k
+                member = np.isin(values[mask], list(cats))
+                go_left[mask] = member if is_left else ~member
+            node[rows] = np.where(go_left, self.left[at], self.right[at])
+
+
+def _tree_from(node: Node, prefix: str = "") -> Tree:
+    text = node.files[f"{prefix}tree.json"]
+    return Tree([json.loads(line) for line in text.splitlines() if line.strip()])
+
+
+def _features(frame: Frame, node: Node) -> np.ndarray:
+    x = as_float(frame.column(node.input("features"), node.name))
+    return x if x.ndim == 2 else x[:, None]
+
+
+def _write_outputs(frame: Frame, node: Node, raw: np.ndarray | None, probability: np.ndarray | None,
+                   prediction: np.ndarray) -> None:
+    for port, values in (("raw_prediction", raw), ("probability", probability), ("prediction", prediction)):
+        column = node.output(port)
+        if column and values is not None:
+            frame.data[column] = values
+
+
+def _argmax_with_thresholds(probability: np.ndarray, thresholds: list | None) -> np.ndarray:
+    if thresholds:
+        t = as_float(thresholds)
+        scaled = np.where(t == 0, np.inf, probability / np.where(t == 0, 1, t))
+        return np.argmax(scaled, axis=1).astype(np.float64)
+    return np.argmax(probability, axis=1).astype(np.float64)
+
+
+def _normalize(rows: np.ndarray) -> np.ndarray:
+    total = rows.sum(axis=1, keepdims=True)
+    return np.divide(rows, total, out=np.zeros_like(rows), where=total != 0)
+
+
+# ---- kernels ----------------------------------------------------------------------------
+
+def _ensemble(node: Node) -> tuple[list[Tree], np.ndarray]:
+    names = node.attr("trees", "list", [])
+    if not names:
+        return [_tree_from(node)], np.ones(1)
+    weights = as_float(node.attr("tree_weights", "list", [1.0] * len(names)))
+    return [_tree_from(node, f"{n}/") for n in names], weights
+
+
+def _regression(node: Node) -> Kernel:
+    trees, weights = _ensemble(node)
+    mean = node.op == "random_forest_regression"
+
+    def run(frame: Frame) -> None:
+        x = _features(frame, node)
+        total = sum(w * t.leaves(x)[:, 0] for t, w in zip(trees, weights))
+        _write_outputs(frame, node, None, None, total / len(trees) if mean else total)
+
+    return run
+
+
+def _classifier(node: Node) -> Kernel:
+    trees, weights = _ensemble(node)
+    thresholds = node.attr("thresholds", "list", None)
+    forest = node.op == "random_forest_classifier"
+
+    def run(frame: Frame) -> None:
+        x = _features(frame, node)
+        if forest:  # each tree votes with its normalized class distribution
+            raw = sum(w * _normalize(t.leaves(x)) for t, w in zip(trees, weights))
+        else:
+            raw = trees[0].leaves(x)
+        probability = _normalize(raw)
+        _write_outputs(frame, node, raw, probability, _argmax_with_thresholds(probability, thresholds))
+
+    return run
+
+
+def _gbt_classifier(node: Node) -> Kernel:
+    trees, weights = _ensemble(node)
+    thresholds = node.attr("thresholds", "list", None)
+
+    def run(frame: Frame) -> None:
+        x = _features(frame, node)
+        m = sum(w * t.leaves(x)[:, 0] for t, w in zip(trees, weights))
+        p1 = 1.0 / (1.0 + np.exp(-2.0 * m))
+        probability = np.column_stack([1.0 - p1, p1])
+        prediction = _argmax_with_thresholds(probability, thresholds) if thresholds else (m > 0).astype(np.float64)
+        _write_outputs(frame, node, np.column_stack([-m, m]), probability, prediction)
+
+    return run
+
+
+# ---- Spark export -----------------------------------------------------------------------
+
+def _export_node(java_node: Any, classification: bool, out: list[str]) -> None:
+    if java_node.getClass().getSimpleName() == "LeafNode":
+        values = list(java_node.impurityStats().stats()) if classification else [java_node.prediction()]
+        out.append(json.dumps({"type": "leaf", "values": [float(v) for v in values]}))
+        return
+    split = java_node.split()
+    if split.getClass().getSimpleName() == "ContinuousSplit":
+        spec = {"type": "continuous", "featureIndex": split.featureIndex(), "threshold": split.threshold()}
+    else:
+        spec = {"type": "categorical", "featureIndex": split.featureIndex(), "numCategories": split.numCategories(),
+                "categories": [float(c) for c in split.leftCategories()], "isLeft": True}
+    out.append(json.dumps({"type": "internal", "split": spec}))
+    _export_node(java_node.leftChild(), classification, out)
+    _export_node(java_node.rightChild(), classification, out)
+
+
+def _tree_text(java_tree: Any, classification: bool) -> str:
+    lines: list[str] = []
+    _export_node(java_tree.rootNode(), classification, lines)
+    return "\n".join(lines) + "\n"
+
+
+_OPS = {
+    "DecisionTreeRegressionModel": ("decision_tree_regression", False, False),
+    "DecisionTreeClassificationModel": ("decision_tree_classifier", True, False),
+    "RandomForestRegressionModel": ("random_forest_regression", False, True),
+    "RandomForestClassificationModel": ("random_forest_classifier", True, True),
+    "GBTRegressionModel": ("gbt_regression", False, True),
+    "GBTClassificationModel": ("gbt_classifier", False, True),
+}
+
+
+def _from_spark(stage: Any, shapes: dict) -> Node:
+    op, classification, ensemble = _OPS[type(stage).__name__]
+    attributes: dict[str, Any] = {"num_features": A.scalar("long", stage.numFeatures)}
+    outputs = [("prediction", stage.getPredictionCol())]
+    if stage.hasParam("probabilityCol"):
+        k = getattr(stage, "numClasses", 2)
+        attributes["num_classes"] = A.scalar("long", k)
+        if stage.isSet(stage.thresholds):
+            attributes["thresholds"] = A.listed("double", stage.getThresholds())
+        outputs += [("raw_prediction", stage.getRawPredictionCol()), ("probability", stage.getProbabilityCol())]
+    outputs = [(p, c) for p, c in outputs if c]
+    for port, c in outputs:
+        shapes[c] = None if port == "prediction" else attributes["num_classes"]["long"]
+    files = {}
+    if ensemble:
+        java_trees = stage._java_obj.trees()
+        names = [f"tree{i}" for i in range(len(java_trees))]
+        attributes["trees"] = A.listed("string", names)
+        attributes["tree_weights"] = A.listed("double", list(stage.treeWeights))
+        tree_op = "decision_tree_classifier" if classification else "decision_tree_regression"
+        for name, java_tree in zip(names, java_trees):
+            files[f"{name}/tree.json"] = _tree_text(java_tree, classification)
+            files[f"{name}/model.json"] = json.dumps({"op": tree_op, "attributes": {
+                "num_features": A.scalar("long", stage.numFeatures)}})
+    else:
+        files["tree.json"] = _tree_text(stage._java_obj, classification)
+    return Node(stage.uid, op, attributes, [("features", stage.getFeaturesCol())], outputs, files=files)
+
+
+for _spark_class, (_op, _classification, _) in _OPS.items():
+    _kernel = _gbt_classifier if _op == "gbt_classifier" else (_classifier if _classification else _regression)
+    register(OpSpec(_op, _kernel, (_spark_class,), _from_spark))
