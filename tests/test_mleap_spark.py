@@ -224,3 +224,30 @@ def test_tree_models_match_spark(spark, train, tmp_path, kind):
     tree_node = mleap_bridge.read_bundle(tmp_path / "b.zip").root.children[-1]
     text = "".join(v for k, v in tree_node.files.items() if k.endswith("tree.json"))
     assert '"categorical"' in text and '"continuous"' in text  # both split kinds exercised
+
+
+@pytest.mark.parametrize("kind", ["svc", "nb_multinomial", "nb_bernoulli", "nb_gaussian", "kmeans", "kmeans_cosine"])
+def test_other_predictors_match_spark_and_round_trip(spark, train, tmp_path, kind):
+    from pyspark.ml.classification import LinearSVC, NaiveBayes
+    from pyspark.ml.clustering import KMeans
+    from pyspark.ml.feature import Binarizer, MinMaxScaler
+
+    features = [VectorAssembler(inputCols=["x1", "x2"], outputCol="raw"),
+                MinMaxScaler(inputCol="raw", outputCol="nonneg")]  # multinomial NB needs non-negative features
+    estimator, column = {
+        "svc": (LinearSVC(featuresCol="raw", maxIter=20), ["rawPrediction", "prediction"]),
+        "nb_multinomial": (NaiveBayes(featuresCol="nonneg", labelCol="label3"), ["rawPrediction", "probability", "prediction"]),
+        "nb_bernoulli": (NaiveBayes(featuresCol="bits", labelCol="label3", modelType="bernoulli"), ["probability", "prediction"]),
+        "nb_gaussian": (NaiveBayes(featuresCol="raw", labelCol="label3", modelType="gaussian"), ["rawPrediction", "probability", "prediction"]),
+        "kmeans": (KMeans(featuresCol="raw", k=4, seed=2), ["prediction"]),
+        "kmeans_cosine": (KMeans(featuresCol="raw", k=3, seed=2, distanceMeasure="cosine"), ["prediction"]),
+    }[kind]
+    if kind == "nb_bernoulli":
+        features.append(Binarizer(inputCol="raw", outputCol="bits", threshold=0.0))
+    model = Pipeline(stages=[*features, estimator]).fit(train)
+    frame = _scoring_frame()
+    _compare(spark, model, frame, column, tmp_path)
+    rebuilt = _spark_output(spark, mleap_bridge.to_spark(tmp_path / "b.zip"), frame, column)
+    expected = _spark_output(spark, model, frame, column)
+    for c in column:
+        np.testing.assert_allclose(np.stack(rebuilt[c].tolist()), np.stack(expected[c].tolist()), rtol=1e-9, err_msg=c)
