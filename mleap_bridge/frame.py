@@ -34,10 +34,16 @@ class Frame:
         self.keep = ~mask if self.keep is None else self.keep & ~mask
 
 
+def _numeric_items(values: Any) -> bool:
+    if isinstance(values, np.ndarray):
+        return values.dtype.kind in "iufb"
+    return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+
+
 def _to_array(series: pd.Series) -> np.ndarray:
     if series.dtype == object and len(series):
         first = next((v for v in series if v is not None), None)
-        if isinstance(first, (list, tuple, np.ndarray)):
+        if isinstance(first, (list, tuple, np.ndarray)) and _numeric_items(first):
             return np.stack([np.asarray(v, dtype=np.float64) for v in series])
     if series.dtype.kind in "iub":
         return series.to_numpy()

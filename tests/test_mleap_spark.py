@@ -251,3 +251,29 @@ def test_other_predictors_match_spark_and_round_trip(spark, train, tmp_path, kin
     expected = _spark_output(spark, model, frame, column)
     for c in column:
         np.testing.assert_allclose(np.stack(rebuilt[c].tolist()), np.stack(expected[c].tolist()), rtol=1e-9, err_msg=c)
+
+
+def test_text_ops_match_spark_and_round_trip(spark, tmp_path):
+    from pyspark.ml.feature import IDF, NGram, CountVectorizer, HashingTF, RegexTokenizer, StopWordsRemover, Tokenizer
+
+    docs = pd.DataFrame({"id": range(6), "text": [
+        "The quick brown Fox", "jumps over  the lazy dog", "Ünïcode wörds and the fox",
+        "a b c d e f", "THE the The", "dog-eat-dog world, 42 times"]})
+    stages = [
+        Tokenizer(inputCol="text", outputCol="words"),
+        RegexTokenizer(inputCol="text", outputCol="alnum", pattern="\\w+", gaps=False, minTokenLength=2),
+        StopWordsRemover(inputCol="words", outputCol="kept"),
+        NGram(n=2, inputCol="kept", outputCol="bigrams"),
+        HashingTF(inputCol="words", outputCol="tf", numFeatures=64),
+        CountVectorizer(inputCol="alnum", outputCol="counts", minTF=1.0),
+        IDF(inputCol="counts", outputCol="tfidf"),
+    ]
+    model = Pipeline(stages=stages).fit(spark.createDataFrame(docs))
+    mleap_bridge.to_bundle(model, tmp_path / "text")
+    ours = mleap_bridge.load_bundle(tmp_path / "text").transform(docs)
+    for source in (model, mleap_bridge.to_spark(tmp_path / "text")):
+        theirs = source.transform(spark.createDataFrame(docs)).toPandas().sort_values("id").reset_index(drop=True)
+        for c in ("words", "alnum", "kept", "bigrams"):
+            assert [list(v) for v in ours[c]] == [list(v) for v in theirs[c]], c
+        for c in ("tf", "counts", "tfidf"):
+            np.testing.assert_allclose(np.stack(ours[c]), np.stack(theirs[c].map(lambda v: v.toArray())), rtol=1e-12, err_msg=c)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from spark_models.exceptions import NotSupportedError
 
-_MODULES = ("mleap_bridge.ops.feature", "mleap_bridge.ops.linear", "mleap_bridge.ops.scaling", "mleap_bridge.ops.discrete", "mleap_bridge.ops.trees", "mleap_bridge.ops.models")
+_MODULES = ("mleap_bridge.ops.feature", "mleap_bridge.ops.linear", "mleap_bridge.ops.scaling", "mleap_bridge.ops.discrete", "mleap_bridge.ops.trees", "mleap_bridge.ops.models", "mleap_bridge.ops.text")
 
 
 @dataclass
