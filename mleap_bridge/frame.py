@@ -58,14 +58,20 @@ def from_pandas(df: pd.DataFrame) -> Frame:
     return Frame({str(c): _to_array(df[c]) for c in df.columns}, len(df))
 
 
-def to_pandas(frame: Frame, columns: list[str]) -> pd.DataFrame:
+def output_arrays(frame: Frame, columns: list[str]) -> dict[str, np.ndarray]:
+    """1-D arrays per column (vectors as object arrays of row vectors), skipped rows removed."""
     out = {}
     for name in columns:
         values = frame.data[name]
         if frame.keep is not None:
             values = values[frame.keep]
-        out[name] = list(values) if values.ndim == 2 else values
-    return pd.DataFrame(out)
+        if values.ndim == 2:
+            rows = np.empty(len(values), dtype=object)
+            for i in range(len(values)):
+                rows[i] = values[i]
+            values = rows
+        out[name] = values
+    return out
 
 
 def as_float(values: Any) -> np.ndarray:

@@ -8,12 +8,15 @@ produced, like Spark's ``transform``. Vector columns hold one 1-D numpy array pe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
+from spark_models.exceptions import SchemaEnforcementError
+
 from mleap_bridge.bundle import Bundle, Node, read_bundle
-from mleap_bridge.frame import Frame, from_pandas, to_pandas
+from mleap_bridge.frame import Frame, from_pandas, output_arrays
 from mleap_bridge.ops import op_spec
 
 
@@ -46,14 +49,31 @@ class BundleModel:
             kernel(frame)
         return frame
 
+    def transform_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """One record in, ``row`` plus the outputs out (vectors as 1-D arrays); no pandas.
+
+        The low-latency path for online scoring. A row ``handle_invalid='skip'`` drops
+        raises instead, since there is no row to return.
+        """
+        data = {k: np.array([v], dtype=object if isinstance(v, str) or v is None else None) for k, v in row.items()}
+        frame = self.transform_frame(Frame(data, 1))
+        if frame.keep is not None and not frame.keep[0]:
+            raise SchemaEnforcementError("The pipeline skipped this row (handle_invalid='skip')")
+        out = dict(row)
+        for name, values in frame.data.items():
+            if name not in row:
+                value = values[0]
+                out[name] = value.item() if hasattr(value, "item") and values.ndim == 1 else value
+        return out
+
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
         """``df`` plus the pipeline's output columns (rows skipped by ``handle_invalid='skip'`` dropped)."""
         frame = self.transform_frame(from_pandas(df))
         added = [c for c in frame.data if c not in df.columns]
-        out = to_pandas(frame, added)
         base = df if frame.keep is None else df[frame.keep]
-        out.index = base.index
-        return pd.concat([base, out], axis=1)
+        columns: dict[Any, Any] = {c: base[c].array for c in base.columns}
+        columns.update(output_arrays(frame, added))
+        return pd.DataFrame(columns, index=base.index, copy=False)
 
 
 def load_bundle(path: str | Path) -> BundleModel:

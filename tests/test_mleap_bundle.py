@@ -105,3 +105,11 @@ def test_leapframe_round_trip(tmp_path):
     assert [v.tolist() for v in back["v"]] == [[1.0, 2.0], [3.0, 4.0]]
     census = mleap_bridge.read_leapframe(FIXTURES / "adult_census_leapframe.json")
     assert len(census) >= 1 and len(census.columns) > 3
+
+
+def test_transform_row_matches_transform():
+    model = mleap_bridge.load_bundle(AIRBNB)
+    frame = mleap_bridge.read_leapframe(FIXTURES / "frame.airbnb.json")
+    row = model.transform_row(frame.iloc[0].to_dict())
+    assert row["price_prediction"] == model.transform(frame)["price_prediction"][0]
+    assert row["state"] == "NY" and row["features_lr"].shape == (27,)

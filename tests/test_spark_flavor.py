@@ -116,9 +116,12 @@ def test_sample_input_adds_an_mleap_flavor_scored_without_spark(spark, lr_pipeli
     np.testing.assert_array_equal(scored["p"].to_numpy(), expected)
 
 
-def test_sample_input_with_an_unsupported_stage_names_it(rf_pipeline, train, tmp_path):
-    with pytest.raises(NotSupportedError, match="RandomForestRegressionModel"):
-        spark_models.spark.save_model(rf_pipeline, tmp_path / "m", sample_input=train)
+def test_sample_input_with_an_unsupported_stage_names_it(train, tmp_path):
+    from pyspark.ml.feature import SQLTransformer
+
+    model = PipelineModel([SQLTransformer(statement="SELECT *, x1 * 2 AS x3 FROM __THIS__")])
+    with pytest.raises(NotSupportedError, match="SQLTransformer"):
+        spark_models.spark.save_model(model, tmp_path / "m", sample_input=train)
     assert not (tmp_path / "m").exists()
 
 
