@@ -221,6 +221,10 @@ def test_tree_models_match_spark(spark, train, tmp_path, kind):
     model = Pipeline(stages=stages).fit(train)
     columns = ["prediction"] if kind.endswith("reg") else ["prediction", "probability", "rawPrediction"]
     _compare(spark, model, _scoring_frame(), columns, tmp_path)
+    rebuilt = _spark_output(spark, mleap_bridge.to_spark(tmp_path / "b.zip"), _scoring_frame(), columns)
+    expected = _spark_output(spark, model, _scoring_frame(), columns)
+    for c in columns:
+        np.testing.assert_allclose(np.stack(rebuilt[c].tolist()), np.stack(expected[c].tolist()), rtol=1e-9, err_msg=c)
     tree_node = mleap_bridge.read_bundle(tmp_path / "b.zip").root.children[-1]
     text = "".join(v for k, v in tree_node.files.items() if k.endswith("tree.json"))
     assert '"categorical"' in text and '"continuous"' in text  # both split kinds exercised

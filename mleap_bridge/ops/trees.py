@@ -2,7 +2,7 @@
 
 A tree is stored as ``tree.json``: newline-delimited JSON nodes in pre-order. Scoring walks
 all rows down the tree at once, one level per step. Spark export reads the fitted trees
-through the JVM (``rootNode``); building Spark tree models from a bundle is not supported.
+through the JVM (``rootNode``); import builds them with the JVM tree classes.
 """
 
 from __future__ import annotations
@@ -221,6 +221,100 @@ def _from_spark(stage: Any, shapes: dict) -> Node:
     return Node(stage.uid, op, attributes, [("features", stage.getFeaturesCol())], outputs, files=files)
 
 
+# ---- Spark import -----------------------------------------------------------------------
+
+def _doubles(gw: Any, values: Any) -> Any:
+    array = gw.new_array(gw.jvm.double, len(values))
+    for i, v in enumerate(values):
+        array[i] = float(v)
+    return array
+
+
+def _java_node(lines: Any, classification: bool, num_classes: int, gw: Any) -> Any:
+    tree, impurity = gw.jvm.org.apache.spark.ml.tree, gw.jvm.org.apache.spark.mllib.tree.impurity
+    line = next(lines)
+    if line["type"] == "leaf":
+        values = [float(v) for v in line["values"]]
+        if classification:
+            stats = (values + [0.0] * num_classes)[:max(num_classes, len(values))]
+            calc = impurity.GiniCalculator(_doubles(gw, stats), int(sum(stats)))
+            return tree.LeafNode(float(np.argmax(stats)), 0.0, calc)
+        return tree.LeafNode(values[0], 0.0, impurity.VarianceCalculator(_doubles(gw, [1.0, values[0], values[0] ** 2]), 1))
+    split = line["split"]
+    if split["type"] == "continuous":
+        java_split = tree.ContinuousSplit(int(split.get("featureIndex", 0)), float(split.get("threshold", 0.0)))
+    else:
+        count = int(split.get("numCategories", 0))
+        cats = [float(c) for c in split.get("categories", [])]
+        left = cats if split.get("isLeft", False) else [float(c) for c in range(count) if float(c) not in set(cats)]
+        java_split = tree.CategoricalSplit(int(split.get("featureIndex", 0)), _doubles(gw, left), count)
+    left_child = _java_node(lines, classification, num_classes, gw)
+    right_child = _java_node(lines, classification, num_classes, gw)
+    empty = impurity.GiniCalculator(_doubles(gw, [0.0] * num_classes), 0) if classification else \
+        impurity.VarianceCalculator(_doubles(gw, [0.0, 0.0, 0.0]), 0)
+    return tree.InternalNode(0.0, 0.0, 0.0, left_child, right_child, java_split, empty)
+
+
+def _java_tree_model(node: Node, prefix: str, classification: bool, num_classes: int, gw: Any) -> Any:
+    lines = iter([json.loads(x) for x in node.files[f"{prefix}tree.json"].splitlines() if x.strip()])
+    root = _java_node(lines, classification, num_classes, gw)
+    features = int(node.attr("num_features", "long"))
+    if classification:
+        return gw.jvm.org.apache.spark.ml.classification.DecisionTreeClassificationModel(
+            f"{node.name}_{prefix.strip('/')}", root, features, num_classes)
+    return gw.jvm.org.apache.spark.ml.regression.DecisionTreeRegressionModel(f"{node.name}_{prefix.strip('/')}", root, features)
+
+
+_SPARK_CLASSES = {
+    "decision_tree_regression": ("regression", "DecisionTreeRegressionModel"),
+    "decision_tree_classifier": ("classification", "DecisionTreeClassificationModel"),
+    "random_forest_regression": ("regression", "RandomForestRegressionModel"),
+    "random_forest_classifier": ("classification", "RandomForestClassificationModel"),
+    "gbt_regression": ("regression", "GBTRegressionModel"),
+    "gbt_classifier": ("classification", "GBTClassificationModel"),
+}
+
+
+def _to_spark(node: Node) -> Any:
+    import importlib
+
+    from mleap_bridge import jvm
+
+    gw = jvm.gateway()
+    package, class_name = _SPARK_CLASSES[node.op]
+    python_class = getattr(importlib.import_module(f"pyspark.ml.{package}"), class_name)
+    java_class = getattr(getattr(gw.jvm.org.apache.spark.ml, package), class_name)
+    k = int(node.attr("num_classes", "long", 2))
+    classifier = package == "classification"
+    leaf_counts = node.op in ("decision_tree_classifier", "random_forest_classifier")
+    names = node.attr("trees", "list", [])
+    features = int(node.attr("num_features", "long"))
+    if not names:
+        java = _java_tree_model(node, "", leaf_counts, k, gw)
+    else:
+        tree_class = gw.jvm.org.apache.spark.ml.classification.DecisionTreeClassificationModel if leaf_counts else \
+            gw.jvm.org.apache.spark.ml.regression.DecisionTreeRegressionModel
+        trees = gw.new_array(tree_class, len(names))
+        for i, name in enumerate(names):
+            trees[i] = _java_tree_model(node, f"{name}/", leaf_counts, k, gw)
+        if node.op.startswith("gbt"):
+            weights = _doubles(gw, node.attr("tree_weights", "list", [1.0] * len(names)))
+            java = java_class(node.name, trees, weights, features, k) if classifier else java_class(node.name, trees, weights, features)
+        else:
+            java = java_class(node.name, trees, features, k) if classifier else java_class(node.name, trees, features)
+    model = python_class(java)
+    params = {"featuresCol": node.input("features"), "predictionCol": node.output("prediction") or ""}
+    if node.op.startswith("random_forest"):
+        params["numTrees"] = len(names)  # Spark averages over this param, not over the trees it holds
+    if classifier:
+        params.update(probabilityCol=node.output("probability") or "", rawPredictionCol=node.output("raw_prediction") or "")
+        thresholds = node.attr("thresholds", "list", None)
+        if thresholds:
+            params["thresholds"] = [float(t) for t in thresholds]
+    model._set(**params)
+    return model
+
+
 for _spark_class, (_op, _classification, _) in _OPS.items():
     _kernel = _gbt_classifier if _op == "gbt_classifier" else (_classifier if _classification else _regression)
-    register(OpSpec(_op, _kernel, (_spark_class,), _from_spark))
+    register(OpSpec(_op, _kernel, (_spark_class,), _from_spark, _to_spark))
