@@ -37,7 +37,7 @@ def _model(java_class: str, python_class: Any, node: Node, *args: Any, **params:
 
 def _min_max(node: Node) -> Kernel:
     lo, hi = as_float(node.attr("min", "tensor")), as_float(node.attr("max", "tensor"))
-    new_min, new_max = float(node.attr("min_value", "double", 0.0)), float(node.attr("max_value", "double", 1.0))
+    new_min, new_max = float(node.attr("minValue", "double", 0.0)), float(node.attr("maxValue", "double", 1.0))
     span = hi - lo
     safe = np.where(span != 0, span, 1.0)
 
@@ -51,7 +51,7 @@ def _min_max_from_spark(stage: Any, shapes: dict) -> Node:
     shapes[stage.getOutputCol()] = len(stage.originalMin)
     return Node(stage.uid, "min_max_scaler", {
         "min": A.tensor(stage.originalMin.toArray()), "max": A.tensor(stage.originalMax.toArray()),
-        "min_value": A.scalar("double", stage.getMin()), "max_value": A.scalar("double", stage.getMax()),
+        "minValue": A.scalar("double", stage.getMin()), "maxValue": A.scalar("double", stage.getMax()),
     }, *_io(stage))
 
 
@@ -62,7 +62,7 @@ def _min_max_to_spark(node: Node) -> Any:
 
     return _model("org.apache.spark.ml.feature.MinMaxScalerModel", MinMaxScalerModel, node,
                   jvm.dense_vector(node.attr("min", "tensor")), jvm.dense_vector(node.attr("max", "tensor")),
-                  min=float(node.attr("min_value", "double", 0.0)), max=float(node.attr("max_value", "double", 1.0)))
+                  min=float(node.attr("minValue", "double", 0.0)), max=float(node.attr("maxValue", "double", 1.0)))
 
 
 register(OpSpec("min_max_scaler", _min_max, ("MinMaxScalerModel",), _min_max_from_spark, _min_max_to_spark))
