@@ -142,14 +142,24 @@ register(OpSpec("binarizer", _binarizer, ("Binarizer",), _binarizer_from_spark, 
 
 # ---- pca --------------------------------------------------------------------------------
 
+def _components(node: Node) -> np.ndarray:
+    """MLeap stores Spark's DenseMatrix values as they are: column-major, dims [features, k]."""
+    flat = as_float(node.attr("principal_components", "tensor")).ravel()
+    dims = [d["size"] for d in node.attributes["principal_components"]["shape"]["dimensions"]]
+    return flat.reshape(dims, order="F")
+
+
 def _pca(node: Node) -> Kernel:
-    pc = as_float(node.attr("principal_components", "tensor"))  # (features, k)
+    pc = _components(node)  # (features, k)
     return _unary(node, lambda x: x @ pc)
 
 
 def _pca_from_spark(stage: Any, shapes: dict) -> Node:
     shapes[stage.getOutputCol()] = stage.getK()
-    return Node(stage.uid, "pca", {"principal_components": A.tensor(stage.pc.toArray())}, *_io(stage))
+    pc = stage.pc.toArray()
+    tensor = {"type": "tensor", "double": pc.ravel(order="F").tolist(),
+              "shape": {"dimensions": [{"size": int(n), "name": ""} for n in pc.shape]}}
+    return Node(stage.uid, "pca", {"principal_components": tensor}, *_io(stage))
 
 
 def _pca_to_spark(node: Node) -> Any:
@@ -157,7 +167,7 @@ def _pca_to_spark(node: Node) -> Any:
 
     from mleap_bridge import jvm
 
-    pc = as_float(node.attr("principal_components", "tensor"))
+    pc = _components(node)
     gw = jvm.gateway()
     dense = gw.jvm.org.apache.spark.ml.linalg.DenseMatrix(
         pc.shape[0], pc.shape[1], jvm.dense_vector(pc.ravel(order="F")).toArray(), False)
