@@ -13,6 +13,17 @@ def cli() -> None:
     """Save, inspect and score MLflow-format models with Spark."""
 
 
+def _register() -> None:
+    from spark_models.commands.info import info
+    from spark_models.commands.predict import predict
+
+    cli.add_command(info)
+    cli.add_command(predict)
+
+
+_register()
+
+
 def main() -> None:
     cli()
 

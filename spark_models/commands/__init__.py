@@ -1,0 +1,1 @@
+"""The ``spark-models`` subcommands, one module each."""
