@@ -14,11 +14,13 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from spark_models.commands.build_docker import build_docker
     from spark_models.commands.info import info
     from spark_models.commands.predict import predict
+    from spark_models.commands.serve import serve
 
-    cli.add_command(info)
-    cli.add_command(predict)
+    for command in (predict, serve, info, build_docker):
+        cli.add_command(command)
 
 
 _register()

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from spark_models.exceptions import ArtifactNotFoundError, InvalidArgumentError, MalformedModelError
+from spark_models.json_decoding import decode_json_columns
 
 EXAMPLE_FILE = "input_example.json"
 SERVING_EXAMPLE_FILE = "serving_input_example.json"
@@ -95,21 +96,6 @@ def _frame_from_split(payload: dict[str, Any], path: Path) -> pd.DataFrame:
     return pd.DataFrame(payload["data"], columns=payload.get("columns"))
 
 
-def _decode_typed_columns(df: pd.DataFrame, signature: Any) -> pd.DataFrame:
-    """Undo the JSON encoding of binary (base64) and datetime (ISO 8601) columns."""
-    inputs = getattr(signature, "inputs", None)
-    if inputs is None or inputs.is_tensor_spec():
-        return df
-    for spec in inputs.inputs:
-        if spec.name not in df.columns:
-            continue
-        if spec.type.value == "binary":
-            df[spec.name] = [base64.b64decode(v) if isinstance(v, str) else v for v in df[spec.name]]
-        elif spec.type.value == "datetime":
-            df[spec.name] = pd.to_datetime(df[spec.name])
-    return df
-
-
 def _tensor_example(payload: Any, kind: str | None) -> Any:
     wrapped = isinstance(payload, dict) and kind != "tensor_dict" and ("inputs" in payload or "instances" in payload)
     inputs = payload.get("inputs", payload.get("instances")) if wrapped else payload
@@ -135,7 +121,8 @@ def load_input_example(model: Any, model_dir: Path) -> Any:
         return _tensor_example(payload, kind)
     if info.get("type") not in (None, "dataframe"):
         raise MalformedModelError(f"{path}: input example type {info.get('type')!r} is not supported")
-    df = _decode_typed_columns(_frame_from_split(payload, path), model.signature)
+    inputs = getattr(model.signature, "inputs", None)
+    df = decode_json_columns(_frame_from_split(payload, path), inputs, cast_numbers=False)
     return _restore_kind(df, kind)
 
 

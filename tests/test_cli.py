@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from sklearn.linear_model import LogisticRegression
 
+import spark_models.pyfunc
 import spark_models.sklearn
 from spark_models.cli import cli
 from spark_models.models import infer_signature
@@ -77,3 +78,47 @@ def test_predict_errors_are_one_line(spark, model, tmp_path):
     assert mismatch.exit_code == 1 and "'b'" in mismatch.output and len(mismatch.output.strip().splitlines()) == 1
     bad_format = _run("predict", "-m", path, "-i", str(tmp_path / "only_a.csv"), "-o", "-", "--format", "xml")
     assert bad_format.exit_code == 2 and "xml" in bad_format.output
+
+
+class TwoOutputs(spark_models.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        x = model_input["x"].to_numpy()
+        return pd.DataFrame({"label": (x > 1).astype(np.int32), "score": np.where(x == 2, np.nan, x * 0.5)})
+
+
+@pytest.mark.spark
+def test_predict_struct_result_from_json_lines_to_json(spark, tmp_path):
+    from spark_models.signature import ModelSignature
+    from spark_models.types import ColSpec, Schema
+
+    path = tmp_path / "two"
+    spark_models.pyfunc.save_model(path, python_model=TwoOutputs(), signature=ModelSignature(Schema([ColSpec("long", "x")])))
+    pd.DataFrame({"x": [0, 1, 2, 3]}).to_json(tmp_path / "in.json", orient="records", lines=True)
+    out = _run("predict", "-m", str(path), "-i", str(tmp_path / "in.json"), "-o", str(tmp_path / "out"),
+               "--result-type", "struct<label:int,score:double>")
+    assert out.exit_code == 0, out.output
+    got = pd.concat(pd.read_json(f, lines=True) for f in sorted((tmp_path / "out").glob("part-*.json")))
+    assert list(got.columns) == ["x", "label", "score"]
+    assert got["label"].tolist() == [0, 0, 1, 1]
+    assert got["score"].iloc[2] is None or np.isnan(got["score"].iloc[2])
+    assert got["score"].tolist()[:2] == [0.0, 0.5]
+
+
+@pytest.mark.slow
+def test_predict_on_a_cluster_master_keeps_row_order(model, tmp_path):
+    """A real master URL: executors in their own JVMs (local-cluster), run as a separate process."""
+    import subprocess
+    import sys
+
+    clf, X, path = model
+    X.to_parquet(tmp_path / "in.parquet")
+    proc = subprocess.run(
+        [sys.executable, "-m", "spark_models.cli", "predict", "-m", path, "-i", str(tmp_path / "in.parquet"),
+         "-o", str(tmp_path / "out"), "--master", "local-cluster[2,1,1024]"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Scored 100 rows" in proc.stderr
+    got = pd.read_parquet(tmp_path / "out")
+    np.testing.assert_array_equal(got[["a", "b"]].to_numpy(), X.to_numpy())
+    np.testing.assert_array_equal(got["prediction"], clf.predict(X))

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from spark_models.commands.errors import one_line_errors, verbose_option
+
 
 def describe(model_uri: str) -> dict[str, Any]:
     """What ``info`` prints, as a dict."""
@@ -34,6 +36,8 @@ def describe(model_uri: str) -> dict[str, Any]:
 @click.command("info")
 @click.option("-m", "--model-uri", required=True, help="Model directory or URI.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@verbose_option
+@one_line_errors
 def info(model_uri: str, as_json: bool) -> None:
     """Print a model's flavors, signature, input example and environment."""
     data = describe(model_uri)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from spark_models.commands.errors import one_line_errors, verbose_option
 from spark_models.commands.tabular_io import FORMATS, infer_format, read_pandas, read_spark, write_pandas, write_spark
 
 _logger = logging.getLogger(__name__)
@@ -99,22 +100,16 @@ def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fm
 @click.option("--result-type", default=None, help="spark_udf result type, e.g. double, 'array<double>', 'struct<a:int>'.")
 @click.option("--master", default="local[*]", show_default=True, help="Spark master URL.")
 @click.option("--local", "local_mode", is_flag=True, help="Score with pandas in this process; no Spark.")
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors.")
+@verbose_option
+@one_line_errors
 def predict(model_uri: str, input_path: str, output_path: str, out_format: str | None, input_format: str | None,
-            result_type: str | None, master: str, local_mode: bool, verbose: bool) -> None:
+            result_type: str | None, master: str, local_mode: bool) -> None:
     """Score INPUT with a model and write input columns + prediction column(s) to OUTPUT."""
     start = time.perf_counter()
-    try:
-        in_fmt = infer_format(input_path, input_format)
-        out_fmt = out_format or in_fmt
-        if local_mode:
-            rows = _predict_local(model_uri, input_path, output_path, in_fmt, out_fmt)
-        else:
-            rows = _predict_spark(model_uri, input_path, output_path, in_fmt, out_fmt, result_type, master)
-    except Exception as e:  # one clear line; the traceback only when asked for
-        if verbose:
-            raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        click.echo(f"Error: {type(e).__name__}: {message}", err=True)
-        sys.exit(1)
+    in_fmt = infer_format(input_path, input_format)
+    out_fmt = out_format or in_fmt
+    if local_mode:
+        rows = _predict_local(model_uri, input_path, output_path, in_fmt, out_fmt)
+    else:
+        rows = _predict_spark(model_uri, input_path, output_path, in_fmt, out_fmt, result_type, master)
     click.echo(f"Scored {rows} rows in {time.perf_counter() - start:.1f} s -> {output_path}", err=True)

@@ -1,0 +1,126 @@
+"""A Docker build context that serves one model: ``spark-models build-docker``.
+
+The context holds the model, its requirements (minus MLflow, which serving does not need,
+and spark-models itself, installed separately), spark-models (its source when it runs from
+a checkout, else a pinned PyPI requirement) and a Dockerfile whose command is
+``spark-models serve`` on port 8080. Java is installed only when the model scores through
+Spark (a spark flavor without an MLeap bundle), unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from spark_models.environment import read_requirements, requirement_name
+from spark_models.exceptions import InvalidArgumentError
+from spark_models.mlmodel import Model
+from spark_models.uri import resolve_model_uri
+
+_logger = logging.getLogger(__name__)
+
+PORT = 8080
+SOURCE_DIR = "spark-models-src"
+REQUIREMENTS = "model-requirements.txt"
+_NOT_INSTALLED = {"mlflow", "mlflow-skinny", "spark-models"}
+_SOURCE_ITEMS = ("pyproject.toml", "README.md", "spark_models", "udf", "mleap_bridge")
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$")
+
+
+def build_context(model_uri: str, context_dir: str | Path, install_java: bool | None = None) -> Path:
+    """Write the build context for ``model_uri`` into ``context_dir`` (which must be empty or absent)."""
+    target = Path(context_dir)
+    if target.exists() and any(target.iterdir()):
+        raise InvalidArgumentError(f"Build context directory {str(target)!r} is not empty")
+    source = resolve_model_uri(model_uri)
+    meta = Model.load(source)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target / "model", ignore=shutil.ignore_patterns("__pycache__"))
+    kept, dropped = _split_requirements(read_requirements(source))
+    header = f"# From the model's requirements.txt; not installed here: {', '.join(dropped) or 'nothing'}\n"
+    (target / REQUIREMENTS).write_text(header + "".join(f"{r}\n" for r in kept))
+    install_line = _spark_models_install(target)
+    java = _needs_java(meta.flavors) if install_java is None else install_java
+    python = _python_minor(meta.flavors.get("python_function", {}).get("python_version"))
+    (target / "Dockerfile").write_text(dockerfile(python, install_line, java))
+    return target
+
+
+def dockerfile(python: str, spark_models_install: str, java: bool) -> str:
+    """The Dockerfile text."""
+    java_step = (
+        "RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless \\\n"
+        "    && rm -rf /var/lib/apt/lists/*\n"
+        "ENV PYSPARK_PYTHON=python PYSPARK_DRIVER_PYTHON=python\n"
+        if java
+        else ""
+    )
+    return (
+        f"FROM python:{python}-slim\n"
+        f"{java_step}"
+        "ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 WORKERS=1\n"
+        "WORKDIR /opt/ml\n"
+        f"{spark_models_install}"
+        f"COPY {REQUIREMENTS} /opt/ml/{REQUIREMENTS}\n"
+        f"RUN pip install -r /opt/ml/{REQUIREMENTS}\n"
+        "COPY model /opt/ml/model\n"
+        f"EXPOSE {PORT}\n"
+        f'CMD spark-models serve -m /opt/ml/model -h 0.0.0.0 -p {PORT} -w "$WORKERS"\n'
+    )
+
+
+def build_command(context_dir: str | Path, image_name: str) -> list[str]:
+    """The ``docker build`` command for the context."""
+    if not _IMAGE_NAME.match(image_name):
+        raise InvalidArgumentError(f"{image_name!r} is not a valid Docker image name (lowercase, e.g. my-model:1.0)")
+    return ["docker", "build", "-t", image_name, str(context_dir)]
+
+
+def docker_engine_available() -> bool:
+    """Whether a Docker engine answers (the client alone is not enough)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _split_requirements(lines: list[str]) -> tuple[list[str], list[str]]:
+    kept, dropped = [], []
+    for line in lines:
+        (dropped if requirement_name(line) in _NOT_INSTALLED else kept).append(line)
+    return kept, dropped
+
+
+def _spark_models_install(target: Path) -> str:
+    """Dockerfile lines installing spark-models: from its source when we run from one."""
+    from spark_models import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    if all((root / item).exists() for item in _SOURCE_ITEMS):
+        dest = target / SOURCE_DIR
+        dest.mkdir()
+        for item in _SOURCE_ITEMS:
+            src = root / item
+            if src.is_dir():
+                shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(src, dest / item)
+        return f"COPY {SOURCE_DIR} /opt/{SOURCE_DIR}\nRUN pip install '/opt/{SOURCE_DIR}[serve]'\n"
+    return f"RUN pip install 'spark-models[serve]=={__version__}'\n"
+
+
+def _needs_java(flavors: dict) -> bool:
+    return "spark" in flavors and "mleap" not in flavors
+
+
+def _python_minor(version: str | None) -> str:
+    import sys
+
+    if version and re.match(r"^\d+\.\d+", version):
+        return ".".join(version.split(".")[:2])
+    return "{}.{}".format(*sys.version_info[:2])
