@@ -3,12 +3,22 @@
 Each node folder holds ``model.json`` (``op`` + attributes) and ``node.json`` (name and
 shape: input/output sockets ``{"port", "name"}``). Pipelines list their children in the
 ``nodes`` attribute; child ``X`` lives in ``X.node/``. Only the JSON format is supported.
+
+Two producers write bundles: MLeap's JVM serializers (Spark and the MLeap runtime; also this
+bridge) and the ``mleap`` PyPI package's scikit-learn serializers. They lay matrices out
+differently (JVM: Spark's column-major ``Matrix.toArray``; Python: numpy's row-major
+``flatten()`` of scikit-learn's arrays), and the version number does not tell them apart —
+both are "0.25.x" today. The Python writer is recognised by its ``bundle.json``, which it
+alone writes with ``json.dump(..., indent=3)`` (the JVM's pretty printer indents by 2);
+its matrices are converted to the JVM layout on reading (:data:`Bundle.writer` says which).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
+import re
 import shutil
 import tempfile
 import uuid
@@ -17,11 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from spark_models.exceptions import MalformedModelError, ModelNotFoundError, NotSupportedError
 
 from mleap_bridge import attributes as attrs
 
 BUNDLE_VERSION = "0.25.0"  # the MLeap version whose format we write
+JVM, PYTHON = "jvm", "python"  # bundle writers (see the module docstring)
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +54,14 @@ class Node:
     def attr(self, name: str, kind: str, default: Any = attrs.UNSET) -> Any:
         """The decoded attribute; a missing one gives ``default`` if passed, else the kind's default."""
         return attrs.get(self.attributes, name, kind, default, self.name)
+
+    def matrix(self, name: str, default: Any = attrs.UNSET) -> Any:
+        """A matrix attribute in MLeap's layout (see :func:`attributes.matrix`)."""
+        if name not in self.attributes and default is not attrs.UNSET:
+            return default
+        if name not in self.attributes:
+            raise MalformedModelError(f"node {self.name!r} (op {self.op!r}) has no attribute {name!r}")
+        return attrs.matrix(self.attributes[name], name, self.name)
 
     def input(self, port: str = "input") -> str:
         return _socket(self.inputs, port, self.name, "input")
@@ -61,13 +84,14 @@ class Bundle:
     version: str = BUNDLE_VERSION
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     timestamp: str = field(default_factory=lambda: _dt.datetime.now().isoformat(timespec="milliseconds"))
+    writer: str = JVM  # who wrote it: JVM (MLeap's Scala serializers, this bridge) or PYTHON (mleap.sklearn)
 
 
 # ---- reading ----------------------------------------------------------------------------
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, text: str | None = None) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text() if text is None else text)
     except FileNotFoundError:
         raise MalformedModelError(f"Bundle file {str(path)!r} is missing") from None
     except json.JSONDecodeError as e:
@@ -122,16 +146,52 @@ def read_bundle(path: str | Path) -> Bundle:
     return _read_dir(source, source)
 
 
+_PYTHON_INDENT = re.compile(r"\A\ufeff?\{\r?\n {3}\S")  # json.dump(indent=3): the mleap package's writer
+
+# (op, attribute, transpose): matrices the Python writer stores as numpy row-major arrays.
+# Its logistic regression writes coef_ (classes × features, like Spark's coefficientMatrix);
+# its PCA writes components_ (k × features), the transpose of Spark's pc (features × k).
+_PYTHON_MATRICES = (("logistic_regression", "coefficient_matrix", False), ("pca", "principal_components", True))
+
+
+def _all_nodes(node: Node) -> list[Node]:
+    return [node] + [n for child in node.children for n in _all_nodes(child)]
+
+
+def _python_matrices_to_jvm(root: Node) -> None:
+    """Rewrite row-major matrices of a Python-written bundle in the JVM's column-major layout."""
+    for node in _all_nodes(root):
+        for op, name, transpose in _PYTHON_MATRICES:
+            if node.op == op and name in node.attributes:
+                rows = np.atleast_2d(np.asarray(attrs.decode(node.attributes[name]), dtype=np.float64))
+                node.attributes[name] = attrs.matrix_tensor(rows.T if transpose else rows)
+
+
 def _read_dir(folder: Path, source: Path) -> Bundle:
-    info = _read_json(folder / "bundle.json")
+    text = (folder / "bundle.json").read_text() if (folder / "bundle.json").is_file() else None
+    info = _read_json(folder / "bundle.json", text)
     fmt = info.get("format", "json")
     if fmt != "json":
         raise NotSupportedError(f"{source}: MLeap bundle format {fmt!r} is unsupported; only the JSON format is read")
-    return Bundle(_read_node(folder / "root"), info.get("name", ""), info.get("version", ""), info.get("uid", ""),
-                  info.get("timestamp", ""))
+    writer = PYTHON if _PYTHON_INDENT.match(text or "") else JVM
+    root = _read_node(folder / "root")
+    if writer == PYTHON:
+        _log.debug("%s: written by the mleap Python package; reading its matrices as row-major", source)
+        _python_matrices_to_jvm(root)
+    return Bundle(root, info.get("name", ""), info.get("version", ""), info.get("uid", ""), info.get("timestamp", ""),
+                  writer)
 
 
 # ---- writing ----------------------------------------------------------------------------
+
+def _strict_json(value: Any, node: Node, file: str) -> str:
+    """JSON text without NaN/Infinity tokens (not JSON; MLeap writes ``null`` for them)."""
+    try:
+        return json.dumps(value, indent=2, allow_nan=False)
+    except ValueError as e:
+        raise MalformedModelError(f"node {node.name!r} (op {node.op!r}), {file}: a non-finite number cannot be "
+                                  f"written as JSON ({e}); encode it with mleap_bridge.attributes") from None
+
 
 def _write_node(node: Node, folder: Path) -> None:
     folder.mkdir(parents=True)
@@ -140,10 +200,10 @@ def _write_node(node: Node, folder: Path) -> None:
         attributes["nodes"] = attrs.listed("string", [c.name for c in node.children])
         for child in node.children:
             _write_node(child, folder / f"{child.name}.node")
-    (folder / "model.json").write_text(json.dumps({"op": node.op, "attributes": attributes}, indent=2))
+    (folder / "model.json").write_text(_strict_json({"op": node.op, "attributes": attributes}, node, "model.json"))
     shape = {"inputs": [{"port": p, "name": c} for p, c in node.inputs],
              "outputs": [{"port": p, "name": c} for p, c in node.outputs]}
-    (folder / "node.json").write_text(json.dumps({"name": node.name, "shape": shape}, indent=2))
+    (folder / "node.json").write_text(_strict_json({"name": node.name, "shape": shape}, node, "node.json"))
     for rel, text in node.files.items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_text(text)

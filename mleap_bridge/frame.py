@@ -45,12 +45,10 @@ def _to_array(series: pd.Series) -> np.ndarray:
         first = next((v for v in series if v is not None), None)
         if isinstance(first, (list, tuple, np.ndarray)) and _numeric_items(first):
             return np.stack([np.asarray(v, dtype=np.float64) for v in series])
-    if series.dtype.kind in "iub":
-        return series.to_numpy()
-    if series.dtype.kind == "f":
-        return series.to_numpy(dtype=np.float64, na_value=np.nan) if hasattr(series.array, "_mask") else series.to_numpy()
-    if isinstance(series.dtype, pd.Int64Dtype) or getattr(series.dtype, "kind", "") in "iu":
+    if hasattr(series.array, "_mask"):  # pandas' nullable Int64/boolean/Float64: NA becomes NaN
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if series.dtype.kind in "iufb":
+        return series.to_numpy()
     return series.to_numpy(dtype=object)
 
 

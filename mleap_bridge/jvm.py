@@ -59,12 +59,16 @@ def dense_matrix(matrix: Any) -> Any:
     return gw.jvm.org.apache.spark.ml.linalg.DenseMatrix(m.shape[0], m.shape[1], row_major, True)
 
 
-def new_model(java_class: str, python_class: Any, *args: Any, **params: Any) -> Any:
-    """``new java_class(*args)`` wrapped in ``python_class`` with ``params`` set."""
-    gw = gateway()
-    cls = gw.jvm
+def new_object(java_class: str, *args: Any) -> Any:
+    """``new java_class(*args)`` in the JVM."""
+    cls = gateway().jvm
     for part in java_class.split("."):
         cls = getattr(cls, part)
-    model = python_class(cls(*args))
+    return cls(*args)
+
+
+def new_model(java_class: str, python_class: Any, *args: Any, **params: Any) -> Any:
+    """``new java_class(*args)`` wrapped in ``python_class`` with ``params`` set."""
+    model = python_class(new_object(java_class, *args))
     model._set(**{k: v for k, v in params.items() if v is not None})
     return model

@@ -20,6 +20,33 @@ from mleap_bridge.frame import Frame, from_pandas, output_arrays
 from mleap_bridge.ops import op_spec
 
 
+_TOKENS = "list<string>"
+# op → (input type, output type) of its plain input/output ports; None where it depends
+_PORT_TYPES: dict[str, tuple[str | None, str | None]] = {
+    "string_indexer": ("string", "double"), "reverse_string_indexer": ("double", "string"),
+    "one_hot_encoder": ("double", "vector"), "vector_assembler": (None, "vector"), "bucketizer": ("double", "double"),
+    "imputer": ("double", "double"), "binarizer": (None, None), "tokenizer": ("string", _TOKENS),
+    "regex_tokenizer": ("string", _TOKENS), "stopwords_remover": (_TOKENS, _TOKENS), "ngram": (_TOKENS, _TOKENS),
+    "hashing_term_frequency": (_TOKENS, "vector"), "count_vectorizer": (_TOKENS, "vector"),
+}
+_PREDICTOR_PORTS = {"features": "vector", "prediction": "double", "probability": "vector", "raw_prediction": "vector"}
+
+
+def _types(node: Node, known: dict[str, str]) -> dict[str, str]:
+    """Column → type name (double, string, vector, list<string>) for the sockets of ``node``."""
+    default_in, default_out = _PORT_TYPES.get(node.op, ("vector", "vector"))
+    types: dict[str, str] = {}
+    shapes = node.attr("input_shapes", "list", []) if node.op == "vector_assembler" else []
+    for i, (port, column) in enumerate(node.inputs):
+        shape = shapes[i] if i < len(shapes) and isinstance(shapes[i], dict) else {}
+        kind = _PREDICTOR_PORTS.get(port) or ({"scalar": "double", "tensor": "vector"}.get(shape.get("base", "")))
+        types[column] = kind or default_in or known.get(column, "double")
+    for port, column in node.outputs:
+        source = known.get(node.inputs[0][1]) if node.inputs else None
+        types[column] = _PREDICTOR_PORTS.get(port) or default_out or source or "double"
+    return types
+
+
 def _leaves(node: Node) -> list[Node]:
     if node.op == "pipeline":
         return [leaf for child in node.children for leaf in _leaves(child)]
@@ -35,14 +62,20 @@ class BundleModel:
         self._kernels: list[Callable[[Frame], None]] = [op_spec(n.op, n.name).compile(n) for n in self.nodes]
 
     @property
-    def schema(self) -> dict[str, list[str]]:
-        """``inputs``: columns the pipeline reads but does not produce; ``outputs``: what it adds."""
+    def schema(self) -> dict[str, Any]:
+        """``inputs``: columns the pipeline reads but does not produce; ``outputs``: what it adds;
+        ``types``: each of those columns' type — double, string, vector or list<string>."""
         produced: list[str] = []
         needed: list[str] = []
+        types: dict[str, str] = {}
         for node in self.nodes:
             needed += [c for _, c in node.inputs if c not in produced and c not in needed]
             produced += [c for _, c in node.outputs if c not in produced]
-        return {"inputs": needed, "outputs": produced}
+            outputs = {c for _, c in node.outputs}
+            for column, kind in _types(node, types).items():
+                if column in outputs or column not in types:  # a producer's output type wins
+                    types[column] = kind
+        return {"inputs": needed, "outputs": produced, "types": {c: types[c] for c in needed + produced}}
 
     def transform_frame(self, frame: Frame) -> Frame:
         for kernel in self._kernels:

@@ -61,3 +61,20 @@ def test_conformance(spark, fitted, tmp_path):
         else _spark_predict(spark, m, x),
         save=lambda m, p, **kw: spark_models.mleap.save_model(m, p, sample_input=train, **kw),
     )
+
+
+def test_add_to_model_directly(spark, fitted, tmp_path):
+    """MLflow's ``mlflow.mleap.add_to_model`` entry point: adds the flavor and writes the bundle only."""
+    from spark_models.exceptions import InvalidArgumentError
+
+    model, train, frame = fitted
+    meta = Model()
+    returned = spark_models.mleap.add_to_model(meta, tmp_path / "m", model, train)
+    assert returned is meta and set(meta.flavors) == {"mleap"}
+    assert meta.flavors["mleap"] == {"mleap_version": mleap_bridge.bundle.BUNDLE_VERSION, "model_data": "mleap/model"}
+    schema = json.loads((tmp_path / "m" / "mleap" / "schema.json").read_text())
+    assert schema == json.loads(train.schema.json())
+    runtime = mleap_bridge.load_bundle(tmp_path / "m" / "mleap" / "model")
+    np.testing.assert_array_equal(runtime.transform(frame)["prediction"], _spark_predict(spark, model, frame))
+    with pytest.raises(InvalidArgumentError, match="sample_input must be a Spark DataFrame"):
+        spark_models.mleap.add_to_model(Model(), tmp_path / "bad", model, frame)

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spark_models.exceptions import SchemaEnforcementError
+from spark_models.exceptions import InvalidArgumentError, MalformedModelError, SchemaEnforcementError
 
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
@@ -45,8 +45,17 @@ def _reverse(node: Node) -> Kernel:
 
 
 def _reverse_from_spark(stage: Any, shapes: dict) -> Node:
+    """Labels must be set; :mod:`mleap_bridge.spark` sets them from the input column's
+    metadata (where Spark's IndexToString reads them when none are given) if it can."""
+    labels = stage.getOrDefault(stage.labels) if stage.isDefined(stage.labels) else None
+    if not labels:
+        raise InvalidArgumentError(
+            f"IndexToString {stage.uid}: no labels set, so Spark takes them from the metadata of input column "
+            f"{stage.getInputCol()!r}; pass sample_df= (a DataFrame the pipeline can transform) so they can be read")
     shapes[stage.getOutputCol()] = None
-    return Node(stage.uid, "reverse_string_indexer", {"labels": A.listed("string", stage.getLabels())},
+    return Node(stage.uid, "reverse_string_indexer",
+                {"labels": A.listed("string", labels),
+                 "input_shape": {"data_shape": {"base": "scalar", "isNullable": False}}},
                 [("input", stage.getInputCol())], [("output", stage.getOutputCol())])
 
 
@@ -61,8 +70,21 @@ register(OpSpec("reverse_string_indexer", _reverse, ("IndexToString",), _reverse
 
 # ---- bucketizer -------------------------------------------------------------------------
 
-def _bucketizer(node: Node) -> Kernel:
+def _splits(node: Node) -> np.ndarray:
+    """The splits, with MLeap's ``null`` (read as NaN) outer splits restored to ∓infinity."""
     splits = as_float(node.attr("splits", "list"))
+    if len(splits) and np.isnan(splits[0]):
+        splits[0] = -np.inf
+    if len(splits) and np.isnan(splits[-1]):
+        splits[-1] = np.inf
+    if len(splits) < 2 or np.isnan(splits).any() or (np.diff(splits) <= 0).any():
+        raise MalformedModelError(f"bucketizer node {node.name!r}: splits {splits.tolist()} must be at least two "
+                                  "strictly increasing numbers")
+    return splits
+
+
+def _bucketizer(node: Node) -> Kernel:
+    splits = _splits(node)
     invalid = node.attr("handle_invalid", "string", "error")
     column, output = node.input(), node.output()
     buckets = len(splits) - 1
@@ -100,7 +122,7 @@ def _bucketizer_from_spark(stage: Any, shapes: dict) -> Node:
 def _bucketizer_to_spark(node: Node) -> Any:
     from pyspark.ml.feature import Bucketizer
 
-    return Bucketizer(splits=[float(s) for s in node.attr("splits", "list")], inputCol=node.input(),
+    return Bucketizer(splits=[float(s) for s in _splits(node)], inputCol=node.input(),
                       outputCol=node.output(), handleInvalid=node.attr("handle_invalid", "string", "error"))
 
 

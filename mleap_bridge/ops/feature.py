@@ -31,20 +31,27 @@ def _ports(node: Node, side: str) -> list[str]:
 
 # ---- vector_assembler -------------------------------------------------------------------
 
+_ASSEMBLER_DEFAULT = "error"  # Spark's default; MLeap's own bundles carry no handle_invalid and MLeap fails on nulls
+
+
 def _assembler(node: Node) -> Kernel:
     inputs, output = numbered_ports(node.inputs, "input"), node.output()
-    invalid = node.attr("handle_invalid", "string", "keep")
+    invalid = node.attr("handle_invalid", "string", _ASSEMBLER_DEFAULT)
 
     def run(frame: Frame) -> None:
         parts = [as_float(frame.column(c, node.name)) for c in inputs]
         matrix = np.column_stack([p if p.ndim == 2 else p[:, None] for p in parts]) if parts else np.empty((frame.n, 0))
-        if invalid != "keep":
-            bad = np.isnan(matrix).any(axis=1)
+        scalars = [p for p in parts if p.ndim == 1]
+        if invalid != "keep" and scalars and np.isnan(matrix).any():  # only null/NaN scalars are invalid, not NaN in vectors
+            bad = np.isnan(np.column_stack(scalars)).any(axis=1)
             if frame.keep is not None:
                 bad &= frame.keep  # rows an earlier op skipped do not count
             if invalid == "error" and bad.any():
+                row = int(np.argmax(bad))
+                columns = [c for c, p in zip(inputs, parts) if p.ndim == 1 and np.isnan(p[row])]
                 raise SchemaEnforcementError(
-                    f"MLeap node {node.name!r}: null/NaN in {inputs} at row {int(np.argmax(bad))} (handle_invalid='error')"
+                    f"MLeap node {node.name!r} (vector_assembler): null/NaN in column(s) {columns} at row {row} "
+                    "(handle_invalid='error')"
                 )
             if invalid == "skip":
                 frame.drop(bad)
@@ -74,7 +81,7 @@ def _assembler_to_spark(node: Node) -> Any:
     from pyspark.ml.feature import VectorAssembler
 
     return VectorAssembler(inputCols=numbered_ports(node.inputs, "input"), outputCol=node.output(),
-                           handleInvalid=node.attr("handle_invalid", "string", "error"))
+                           handleInvalid=node.attr("handle_invalid", "string", _ASSEMBLER_DEFAULT))
 
 
 register(OpSpec("vector_assembler", _assembler, ("VectorAssembler",), _assembler_from_spark, _assembler_to_spark))
@@ -154,18 +161,25 @@ register(OpSpec("string_indexer", _indexer, ("StringIndexerModel",), _indexer_fr
 
 # ---- one_hot_encoder --------------------------------------------------------------------
 
-def _one_hot(index: np.ndarray, width: int, categories: int, keep_invalid: bool, where: str) -> np.ndarray:
-    """Spark's OneHotEncoderModel: index ≥ width (the dropped last slot) → all zeros."""
+_TABLE_LIMIT = 1 << 20  # one-hot lookup tables up to this many cells; bigger encoders scatter
+
+
+def _one_hot(index: np.ndarray, width: int, categories: int, keep_invalid: bool, table: np.ndarray | None,
+             where: Callable[[], str]) -> np.ndarray:
+    """Spark's OneHotEncoderModel: index ≥ width (the dropped last slot, or invalid) → all zeros."""
     idx = as_float(index)
-    valid = (idx >= 0) & (idx < categories) & (idx == np.floor(idx))
+    valid = (idx >= 0) & (idx < categories)
+    whole = idx.astype(np.int64) if valid.all() else np.where(valid, idx, 0).astype(np.int64)
+    valid &= whole == idx
     if not valid.all():
         if not keep_invalid:
-            bad = idx[~valid][0]
-            raise SchemaEnforcementError(f"{where}: invalid category index {bad!r} (handle_invalid='error')")
-        idx = np.where(valid, idx, categories)
-    out = np.zeros((len(idx), width))
-    hot = idx < width
-    out[np.nonzero(hot)[0], idx[hot].astype(np.int64)] = 1.0
+            raise SchemaEnforcementError(f"{where()}: invalid category index {idx[~valid][0]!r} (handle_invalid='error')")
+        whole = np.where(valid, whole, categories)
+    if table is not None:
+        return table[whole]  # row i of an identity matrix; rows ≥ width are zeros
+    out = np.zeros((len(whole), width))
+    hot = whole < width
+    out[np.nonzero(hot)[0], whole[hot]] = 1.0
     return out
 
 
@@ -179,11 +193,12 @@ def _encoder(node: Node) -> Kernel:
     else:
         keep = node.attr("handle_invalid", "string", "error") == "keep"
         specs = [(int(s) + int(keep) - int(drop_last), int(s), keep) for s in sizes]
+    tables = [np.eye(c + 1, w) if (c + 1) * w <= _TABLE_LIMIT else None for w, c, _ in specs]
 
     def run(frame: Frame) -> None:
-        for column, output, (width, categories, keep_invalid) in zip(inputs, outputs, specs):
-            where = f"MLeap node {node.name!r}, column {column!r}"
-            frame.data[output] = _one_hot(frame.column(column, node.name), width, categories, keep_invalid, where)
+        for column, output, (width, categories, keep_invalid), table in zip(inputs, outputs, specs, tables):
+            frame.data[output] = _one_hot(frame.column(column, node.name), width, categories, keep_invalid, table,
+                                          lambda: f"MLeap node {node.name!r}, column {column!r}")
 
     return run
 

@@ -55,7 +55,8 @@ register(OpSpec("linear_regression", _linear, ("LinearRegressionModel",), _linea
 # ---- logistic_regression ----------------------------------------------------------------
 
 def _sigmoid(m: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-m))
+    with np.errstate(over="ignore"):  # exp(-m) = inf for very negative margins gives 0.0, as in Spark
+        return 1.0 / (1.0 + np.exp(-m))
 
 
 def _softmax(raw: np.ndarray) -> np.ndarray:
@@ -79,7 +80,7 @@ def _binary_scores(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray, np.nd
 
 
 def _multinomial_scores(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    weights = as_float(node.attr("coefficient_matrix", "tensor"))
+    weights = node.matrix("coefficient_matrix")  # classes × features (MLeap: column-major values)
     intercepts = as_float(node.attr("intercept_vector", "tensor")).ravel()
     thresholds = node.attr("thresholds", "list", None)
 
@@ -97,9 +98,14 @@ def _multinomial_scores(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray, 
     return scores
 
 
+def _is_multinomial(node: Node) -> bool:
+    """MLeap reads ``num_classes > 2`` as multinomial; a 2-class node is binary unless it also
+    carries the matrix (we add it to 2-class multinomial Spark models, see below)."""
+    return "coefficient_matrix" in node.attributes or "coefficients" not in node.attributes
+
+
 def _logistic(node: Node) -> Kernel:
-    binary = int(node.attr("num_classes", "long", 2)) == 2 and "coefficients" in node.attributes
-    scores = _binary_scores(node) if binary else _multinomial_scores(node)
+    scores = _multinomial_scores(node) if _is_multinomial(node) else _binary_scores(node)
     ports = [("raw_prediction", 0), ("probability", 1), ("prediction", 2)]
     outputs = [(node.output(port), i) for port, i in ports if node.output(port)]
 
@@ -111,17 +117,32 @@ def _logistic(node: Node) -> Kernel:
     return run
 
 
+def _binary_attributes(stage: Any) -> dict[str, Any]:
+    """What MLeap's reader needs for ``num_classes == 2``: coefficients, intercept, threshold.
+
+    A 2-class *multinomial* model (rows w0, w1) is the binary model w1 − w0, b1 − b0: same
+    probabilities and predictions; only rawPrediction differs ([−m, m] instead of [r0, r1]).
+    """
+    matrix, intercepts = stage.coefficientMatrix.toArray(), stage.interceptVector.toArray()
+    if matrix.shape[0] == 1:
+        coefficients, intercept, threshold = matrix[0], float(intercepts[0]), stage.getThreshold()
+    else:  # Spark's multinomial predict ignores `threshold`: argmax of thresholds-scaled probability, else p1 > 0.5
+        coefficients, intercept = matrix[1] - matrix[0], float(intercepts[1] - intercepts[0])
+        t = stage.getThresholds() if stage.isSet(stage.thresholds) else [0.5, 0.5]
+        threshold = t[1] / (t[0] + t[1])
+    return {"coefficients": A.tensor(coefficients), "intercept": A.scalar("double", intercept),
+            "threshold": A.scalar("double", threshold)}
+
+
 def _logistic_from_spark(stage: Any, shapes: dict[str, int | None]) -> Node:
     k = stage.numClasses
     attributes: dict[str, Any] = {"num_classes": A.scalar("long", k)}
-    if k == 2 and stage.coefficientMatrix.numRows == 1:
-        attributes["coefficients"] = A.tensor(stage.coefficients.toArray())
-        attributes["intercept"] = A.scalar("double", stage.intercept)
-        attributes["threshold"] = A.scalar("double", stage.getThreshold())
-    else:
-        attributes["coefficient_matrix"] = A.tensor(stage.coefficientMatrix.toArray())
+    if k == 2:
+        attributes.update(_binary_attributes(stage))
+    if stage.coefficientMatrix.numRows > 1:  # multinomial (for k == 2 also kept, so Spark's raw scores survive)
+        attributes["coefficient_matrix"] = A.matrix_tensor(stage.coefficientMatrix.toArray())
         attributes["intercept_vector"] = A.tensor(stage.interceptVector.toArray())
-        if stage.isDefined(stage.thresholds) and stage.isSet(stage.thresholds):
+        if stage.isSet(stage.thresholds):
             attributes["thresholds"] = A.listed("double", stage.getThresholds())
     outputs = [("raw_prediction", stage.getRawPredictionCol()), ("probability", stage.getProbabilityCol()),
                ("prediction", stage.getPredictionCol())]
@@ -137,21 +158,21 @@ def _logistic_to_spark(node: Node) -> Any:
     from mleap_bridge import jvm
 
     k = int(node.attr("num_classes", "long", 2))
-    binary = "coefficients" in node.attributes
-    if binary:
+    multinomial = _is_multinomial(node)
+    if multinomial:
+        matrix, intercepts = node.matrix("coefficient_matrix"), node.attr("intercept_vector", "tensor")
+    else:
         matrix = np.atleast_2d(node.attr("coefficients", "tensor"))
         intercepts = [float(node.attr("intercept", "double"))]
-    else:
-        matrix, intercepts = node.attr("coefficient_matrix", "tensor"), node.attr("intercept_vector", "tensor")
     thresholds = node.attr("thresholds", "list", None)
     cols = {"featuresCol": node.input("features"), "predictionCol": node.output("prediction") or "",
             "probabilityCol": node.output("probability") or "", "rawPredictionCol": node.output("raw_prediction") or ""}
-    if binary and not thresholds:
-        cols["threshold"] = float(node.attr("threshold", "double", 0.5))
-    elif thresholds:
+    if thresholds:
         cols["thresholds"] = [float(t) for t in thresholds]
+    elif not multinomial:
+        cols["threshold"] = float(node.attr("threshold", "double", 0.5))
     return jvm.new_model("org.apache.spark.ml.classification.LogisticRegressionModel", LogisticRegressionModel,
-                         node.name, jvm.dense_matrix(matrix), jvm.dense_vector(intercepts), k, not binary, **cols)
+                         node.name, jvm.dense_matrix(matrix), jvm.dense_vector(intercepts), k, multinomial, **cols)
 
 
 register(OpSpec("logistic_regression", _logistic, ("LogisticRegressionModel",), _logistic_from_spark,

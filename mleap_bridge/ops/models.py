@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spark_models.exceptions import NotSupportedError
+from spark_models.exceptions import NotSupportedError, SchemaEnforcementError
 
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
@@ -83,10 +83,9 @@ def _nb_raw(model_type: str, pi: np.ndarray, theta: np.ndarray, sigma: np.ndarra
 
 
 def _naive_bayes(node: Node) -> Kernel:
-    pi, theta = as_float(node.attr("pi", "tensor")), np.atleast_2d(as_float(node.attr("theta", "tensor")))
-    sigma = node.attr("sigma", "tensor", None)
-    raw_of = _nb_raw(node.attr("model_type", "string", "multinomial"), pi, theta,
-                     None if sigma is None else np.atleast_2d(as_float(sigma)))
+    pi, theta = as_float(node.attr("pi", "tensor")).ravel(), node.matrix("theta")  # classes × features
+    sigma = node.matrix("sigma", None)
+    raw_of = _nb_raw(node.attr("model_type", "string", "multinomial"), pi, theta, sigma)
     thresholds = node.attr("thresholds", "list", None)
 
     def run(frame: Frame) -> None:
@@ -103,10 +102,10 @@ def _nb_from_spark(stage: Any, shapes: dict) -> Node:
         raise NotSupportedError(f"NaiveBayesModel {stage.uid}: modelType 'complement' cannot be exported to MLeap")
     k = stage.numClasses
     attributes = {"num_features": A.scalar("long", stage.numFeatures), "num_classes": A.scalar("long", k),
-                  "pi": A.tensor(stage.pi.toArray()), "theta": A.tensor(stage.theta.toArray()),
+                  "pi": A.tensor(stage.pi.toArray()), "theta": A.matrix_tensor(stage.theta.toArray()),
                   "model_type": A.scalar("string", stage.getModelType())}
     if stage.getModelType() == "gaussian":
-        attributes["sigma"] = A.tensor(stage.sigma.toArray())
+        attributes["sigma"] = A.matrix_tensor(stage.sigma.toArray())
     if stage.isSet(stage.thresholds):
         attributes["thresholds"] = A.listed("double", stage.getThresholds())
     outputs = _cols(stage, raw_prediction="rawPredictionCol", probability="probabilityCol", prediction="predictionCol")
@@ -120,9 +119,8 @@ def _nb_to_spark(node: Node) -> Any:
 
     from mleap_bridge import jvm
 
-    theta = np.atleast_2d(as_float(node.attr("theta", "tensor")))
-    sigma = node.attr("sigma", "tensor", None)
-    sigma = np.zeros((0, 0)) if sigma is None else np.atleast_2d(as_float(sigma))
+    theta, sigma = node.matrix("theta"), node.matrix("sigma", None)
+    sigma = np.zeros((0, 0)) if sigma is None or sigma.size == 0 else sigma
     thresholds = node.attr("thresholds", "list", None)
     return jvm.new_model("org.apache.spark.ml.classification.NaiveBayesModel", NaiveBayesModel, node.name,
                          jvm.dense_vector(node.attr("pi", "tensor")), jvm.dense_matrix(theta), jvm.dense_matrix(sigma),
@@ -152,6 +150,10 @@ def _kmeans(node: Node) -> Kernel:
 
     def run(frame: Frame) -> None:
         x = _features(frame, node)
+        bad = np.isnan(x).any(axis=1) & (True if frame.keep is None else frame.keep)
+        if bad.any():  # Spark's KMeansModel fails on NaN too (a NaN norm)
+            raise SchemaEnforcementError(f"MLeap node {node.name!r} (k_means): null/NaN in features column "
+                                         f"{node.input('features')!r} at row {int(np.argmax(bad))}")
         if cosine:
             norms = np.linalg.norm(x, axis=1, keepdims=True)
             score = -(x / np.where(norms == 0, 1, norms)) @ unit.T

@@ -95,8 +95,14 @@ register(OpSpec("max_abs_scaler", _max_abs, ("MaxAbsScalerModel",), _max_abs_fro
 
 # ---- normalizer -------------------------------------------------------------------------
 
-def _normalizer(node: Node) -> Kernel:
+def _p_norm(node: Node) -> float:
+    """``p``; a null (NaN) one is infinity: MLeap's JSON writes p = ∞ as null, and p ≥ 1 otherwise."""
     p = float(node.attr("p_norm", "double", 2.0))
+    return np.inf if np.isnan(p) else p
+
+
+def _normalizer(node: Node) -> Kernel:
+    p = _p_norm(node)
 
     def normalize(x: np.ndarray) -> np.ndarray:
         norm = np.max(np.abs(x), axis=1) if np.isinf(p) else np.sum(np.abs(x) ** p, axis=1) ** (1.0 / p)
@@ -113,7 +119,7 @@ def _normalizer_from_spark(stage: Any, shapes: dict) -> Node:
 def _normalizer_to_spark(node: Node) -> Any:
     from pyspark.ml.feature import Normalizer
 
-    return Normalizer(p=float(node.attr("p_norm", "double", 2.0)), inputCol=node.input(), outputCol=node.output())
+    return Normalizer(p=_p_norm(node), inputCol=node.input(), outputCol=node.output())
 
 
 register(OpSpec("normalizer", _normalizer, ("Normalizer",), _normalizer_from_spark, _normalizer_to_spark))
@@ -144,9 +150,7 @@ register(OpSpec("binarizer", _binarizer, ("Binarizer",), _binarizer_from_spark, 
 
 def _components(node: Node) -> np.ndarray:
     """MLeap stores Spark's DenseMatrix values as they are: column-major, dims [features, k]."""
-    flat = as_float(node.attr("principal_components", "tensor")).ravel()
-    dims = [d["size"] for d in node.attributes["principal_components"]["shape"]["dimensions"]]
-    return flat.reshape(dims, order="F")
+    return node.matrix("principal_components")
 
 
 def _pca(node: Node) -> Kernel:
@@ -156,10 +160,7 @@ def _pca(node: Node) -> Kernel:
 
 def _pca_from_spark(stage: Any, shapes: dict) -> Node:
     shapes[stage.getOutputCol()] = stage.getK()
-    pc = stage.pc.toArray()
-    tensor = {"type": "tensor", "double": pc.ravel(order="F").tolist(),
-              "shape": {"dimensions": [{"size": int(n), "name": ""} for n in pc.shape]}}
-    return Node(stage.uid, "pca", {"principal_components": tensor}, *_io(stage))
+    return Node(stage.uid, "pca", {"principal_components": A.matrix_tensor(stage.pc.toArray())}, *_io(stage))
 
 
 def _pca_to_spark(node: Node) -> Any:

@@ -1,5 +1,8 @@
 """Text ops: tokenizer, regex_tokenizer, stopwords_remover, ngram, hashing_term_frequency,
 count_vectorizer, idf. Token lists are object arrays of Python lists; term vectors are dense.
+
+A null text or token list is an error naming the node and column, as Spark's transformers
+fail on null too (rows an earlier op skipped are exempt).
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from spark_models.exceptions import NotSupportedError, SchemaEnforcementError
+
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
 from mleap_bridge.frame import Frame, as_float
+from mleap_bridge.java_regex import compile_java
 from mleap_bridge.murmur3 import spark_hash_index
 from mleap_bridge.ops import OpSpec, register
 
@@ -26,14 +32,25 @@ def _java_split(pattern: re.Pattern, text: str) -> list[str]:
     return parts
 
 
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def _per_row(node: Node, fn: Callable[[Any], Any], dtype: Any = object) -> Kernel:
     column, output = node.input(), node.output()
 
     def run(frame: Frame) -> None:
         values = frame.column(column, node.name)
         out = np.empty(len(values), dtype=object)
+        empty = None
         for i, v in enumerate(values):
-            out[i] = None if v is None else fn(v)
+            if not _is_null(v):
+                out[i] = fn(v)
+            elif frame.keep is not None and not frame.keep[i]:
+                out[i] = empty = fn([]) if empty is None else empty  # a placeholder for a skipped row
+            else:
+                raise SchemaEnforcementError(f"MLeap node {node.name!r} ({node.op}): null value in column {column!r} "
+                                             f"at row {i}; Spark's transformer fails on null input too")
         frame.data[output] = out if dtype is object else np.stack(out) if len(out) else np.empty((0, 0))
 
     return run
@@ -71,13 +88,13 @@ _simple("tokenizer", "Tokenizer", _tokenizer, lambda stage: {}, _tokenizer_to_sp
 
 
 def _regex_tokenizer(node: Node) -> Kernel:
-    pattern = re.compile(node.attr("regex", "string", "\\s+"), re.ASCII)
+    pattern = compile_java(node.attr("regex", "string", "\\s+"), node.name)
     gaps, lower = node.attr("matchGaps", "boolean", True), node.attr("lowercaseText", "boolean", True)
     min_length = int(node.attr("tokenMinLength", "int", 1))
 
     def tokens(text: Any) -> list[str]:
         s = str(text).lower() if lower else str(text)
-        found = _java_split(pattern, s) if gaps else pattern.findall(s)
+        found = _java_split(pattern, s) if gaps else [m.group(0) for m in pattern.finditer(s)]
         return [t for t in found if len(t) >= min_length]
 
     return _per_row(node, tokens)
@@ -141,13 +158,23 @@ _simple("ngram", "NGram", _ngram, lambda s: {"n": A.scalar("long", s.getN())}, _
 
 # ---- term frequencies -------------------------------------------------------------------
 
+def _hash_version(node: Node) -> int:
+    """MLeap's ``hashUnsafeBytesVersion``: 2 (Spark 3+); absent means 1 (Spark 2's hashing)."""
+    version = int(node.attr("hashUnsafeBytesVersion", "int", 1))
+    if version not in (1, 2):
+        raise NotSupportedError(f"hashing_term_frequency node {node.name!r}: hashUnsafeBytesVersion {version} "
+                                "is unknown (1 and 2 are supported)")
+    return version
+
+
 def _hashing_tf(node: Node) -> Kernel:
     size, binary = int(node.attr("num_features", "long", 1 << 18)), node.attr("binary", "boolean")
+    version = _hash_version(node)
 
     def counts(tokens: Any) -> np.ndarray:
         vector = np.zeros(size)
         for t in tokens:
-            index = spark_hash_index(t, size)
+            index = spark_hash_index(t, size, version)
             vector[index] = 1.0 if binary else vector[index] + 1.0
         return vector
 
@@ -162,10 +189,17 @@ def _hashing_from_spark(stage: Any, shapes: dict) -> Node:
 
 
 def _hashing_to_spark(node: Node) -> Any:
+    """Version 2 is Spark 3+'s HashingTF; version 1 uses its (uid, hashFuncVersion) constructor."""
     from pyspark.ml.feature import HashingTF
 
-    return HashingTF(inputCol=node.input(), outputCol=node.output(), binary=bool(node.attr("binary", "boolean")),
-                     numFeatures=int(node.attr("num_features", "long", 1 << 18)))
+    params = {"inputCol": node.input(), "outputCol": node.output(), "binary": bool(node.attr("binary", "boolean")),
+              "numFeatures": int(node.attr("num_features", "long", 1 << 18))}
+    stage = HashingTF(**params)
+    if _hash_version(node) == 1:
+        from mleap_bridge import jvm
+
+        stage._java_obj = jvm.new_object("org.apache.spark.ml.feature.HashingTF", stage.uid, 1)
+    return stage
 
 
 register(OpSpec("hashing_term_frequency", _hashing_tf, ("HashingTF",), _hashing_from_spark, _hashing_to_spark))

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from spark_models.exceptions import MalformedModelError
+
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
 from mleap_bridge.frame import Frame, as_float
@@ -160,10 +162,17 @@ def _gbt_classifier(node: Node) -> Kernel:
 
 # ---- Spark export -----------------------------------------------------------------------
 
+def _line(value: dict[str, Any]) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise MalformedModelError(f"a tree node holds a non-finite number, which tree.json cannot store: {value}") from None
+
+
 def _export_node(java_node: Any, classification: bool, out: list[str]) -> None:
     if java_node.getClass().getSimpleName() == "LeafNode":
         values = list(java_node.impurityStats().stats()) if classification else [java_node.prediction()]
-        out.append(json.dumps({"type": "leaf", "values": [float(v) for v in values]}))
+        out.append(_line({"type": "leaf", "values": [float(v) for v in values]}))
         return
     split = java_node.split()
     if split.getClass().getSimpleName() == "ContinuousSplit":
@@ -171,7 +180,7 @@ def _export_node(java_node: Any, classification: bool, out: list[str]) -> None:
     else:
         spec = {"type": "categorical", "featureIndex": split.featureIndex(), "numCategories": split.numCategories(),
                 "categories": [float(c) for c in split.leftCategories()], "isLeft": True}
-    out.append(json.dumps({"type": "internal", "split": spec}))
+    out.append(_line({"type": "internal", "split": spec}))
     _export_node(java_node.leftChild(), classification, out)
     _export_node(java_node.rightChild(), classification, out)
 
