@@ -1,5 +1,7 @@
 """spark_udf on local[2]: binding by name, result types, nulls, order, errors."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,6 +84,82 @@ def test_missing_columns_fail_on_the_driver_naming_them(spark, tmp_path):
     message = str(err.value)
     assert "`bee`" in message and "[`a`]" in message  # the first missing one, and what exists
     assert "spark_models_predict(a#" in message and "'bee, 'cee)" in message  # every missing one, in the plan
+    # With the DataFrame in hand: one error naming every missing column and the model.
+    expected = f"Model '{tmp_path / 'm'}' needs input columns the DataFrame lacks: \\['bee', 'cee'\\]; its columns are \\['a'\\]"
+    with pytest.raises(SchemaEnforcementError, match=expected):
+        df.transform(u.validate)
+    with pytest.raises(SchemaEnforcementError, match="lacks: \\['x', 'y'\\]"):
+        u.validate(df, "a", F.col("x"), F.col("y") + 1)  # also Column expressions
+    with pytest.raises(SchemaEnforcementError, match="lacks: \\['nope'\\]"):
+        u.validate(df, a="a", bee="nope")
+    with pytest.raises(SchemaEnforcementError, match="lacks: \\['st.zz'\\]"):
+        u.validate(df.withColumn("st", F.struct("a")), F.col("st.zz"))  # a missing struct field
+    from pyspark.errors import AnalysisException
+
+    with pytest.raises(AnalysisException, match="DATATYPE_MISMATCH"):  # not a missing column: Spark's error
+        u.validate(df, F.col("a").cast("array<int>"))
+    full = spark.createDataFrame(X)
+    assert full.transform(u.validate) is full
+    assert u.validate(full, F.struct("a", "bee", "cee")) is full
+
+
+class ColumnsSeen(spark_models.pyfunc.PythonModel):
+    """Answers each row with the columns the model was given: "name=value;..."."""
+
+    def predict(self, context, model_input):
+        return [";".join(f"{c}={row[c]}" for c in model_input.columns) for _, row in model_input.iterrows()]
+
+
+def test_single_argument_is_a_struct_s_fields_or_one_named_column(spark, tmp_path):
+    spark_models.pyfunc.save_model(tmp_path / "m", python_model=ColumnsSeen())
+    u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / "m"), result_type="string")
+    df = spark.createDataFrame([(1.0, 2.0)], "a double, b double").withColumn("st", F.struct("a", "b"))
+    row = df.select(
+        u(F.col("st")).alias("struct_column"),
+        u("st").alias("struct_by_name"),
+        u(F.struct("a", "b")).alias("built_struct"),
+        u(F.to_json(F.struct("a")).alias("s")).alias("json"),
+        u(F.col("a").alias("z")).alias("aliased"),
+        u(F.col("st.b")).alias("nested_field"),
+        u(F.col("a"), F.col("st")).alias("struct_among_others"),
+        u(st="st").alias("struct_by_keyword"),
+    ).first()
+    assert row.struct_column == row.struct_by_name == row.built_struct == "a=1.0;b=2.0"
+    assert row.json == 's={"a":1.0}'
+    assert row.aliased == "z=1.0"
+    assert row.nested_field == "b=2.0"
+    assert row.struct_among_others == "a=1.0;st={'a': 1.0, 'b': 2.0}"
+    assert row.struct_by_keyword == "st={'a': 1.0, 'b': 2.0}"
+    with pytest.raises(InvalidArgumentError, match="\\['a'\\] are passed more than once"):
+        u(F.col("a"), F.col("st.a"))
+
+
+class FirstMinusSecond(spark_models.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        return model_input.iloc[:, 0] - model_input.iloc[:, 1]
+
+
+def test_unnamed_signature_binds_by_position(spark, tmp_path):
+    sig = ModelSignature(Schema([ColSpec("double"), ColSpec("double")]), Schema([ColSpec("double")]))
+    spark_models.pyfunc.save_model(tmp_path / "m", python_model=FirstMinusSecond(), signature=sig)
+    u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / "m"))
+    df = spark.createDataFrame([(5.0, 2.0)], "a double, b double")
+    row = df.select(u("a", "b").alias("ab"), u("b", "a").alias("ba"), u(F.col("b"), F.col("a")).alias("cols")).first()
+    assert (row.ab, row.ba, row.cols) == (3.0, -3.0, -3.0)
+    with pytest.raises(InvalidArgumentError, match="unnamed inputs"):
+        u()
+
+
+def test_output_that_does_not_convert_names_model_and_columns(spark, tmp_path):
+    class Words(spark_models.pyfunc.PythonModel):
+        def predict(self, context, model_input):
+            return pd.DataFrame({"word": ["w"] * len(model_input)})
+
+    spark_models.pyfunc.save_model(tmp_path / "words", python_model=Words())
+    u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / "words"), result_type="double")
+    expected = re.escape(f"Model '{tmp_path / 'words'}'") + ".*columns \\['a'\\].*No model output column fits result_type double.*word \\(object\\)"
+    with pytest.raises(Exception, match=expected):
+        spark.createDataFrame(pd.DataFrame({"a": [1.0]})).withColumn("p", u("a")).collect()
 
 
 def test_row_count_order_and_empty_inputs(spark, lr_model):

@@ -51,25 +51,54 @@ def test_local_cluster_ships_model_to_separate_executors():
 CONNECT_SCRIPT = r'''
 import json, os, sys, tempfile
 os.environ["PYSPARK_PYTHON"] = sys.executable
-from pyspark.sql import SparkSession
+from pyspark.sql import SparkSession, functions as F
+from pyspark.sql.connect.session import SparkSession as ConnectSession
 import spark_models.pyfunc
+from spark_models.exceptions import SchemaEnforcementError
 
 class Scale(spark_models.pyfunc.PythonModel):
     def predict(self, context, model_input):
         return model_input["x"] * 3
 
+class Seen(spark_models.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        return [",".join(model_input.columns)] * len(model_input)
+
 path = tempfile.mkdtemp() + "/m"
 spark_models.pyfunc.save_model(path, python_model=Scale())
-spark = SparkSession.builder.remote("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+spark_models.pyfunc.save_model(path + "-seen", python_model=Seen())
+# A local Spark Connect server on a free (ephemeral) port, so parallel runs never collide.
+server = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+          .config("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin")
+          .config("spark.connect.grpc.binding.port", "0").getOrCreate())
+service = getattr(server._jvm, "org.apache.spark.sql.connect.service.SparkConnectService$")
+port = getattr(service, "MODULE$").localPort()
+os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"  # what builder.remote() sets: pyspark.sql.functions speak Connect
+spark = ConnectSession.builder.remote(f"sc://localhost:{port}").getOrCreate()
 assert type(spark).__module__.startswith("pyspark.sql.connect")
 u = spark_models.pyfunc.spark_udf(spark, path, result_type="double")
 df = spark.range(0, 500, numPartitions=3).selectExpr("cast(id as double) as x")
 rows = df.withColumn("p", u("x")).orderBy("x").collect()
-print(json.dumps({"n": len(rows), "ok": all(r.p == r.x * 3 for r in rows), "ordered": [r.x for r in rows] == sorted(r.x for r in rows)}))
+seen = spark_models.pyfunc.spark_udf(spark, path + "-seen", result_type="string")
+names = df.withColumn("st", F.struct("x", F.col("x").alias("y"))).select(
+    seen(F.col("x").alias("z")).alias("aliased"), seen(F.col("st")).alias("struct"),
+    seen(F.col("x"), F.col("st.y")).alias("columns")).first().asDict()
+try:
+    u.validate(df, "x", F.col("nope"), "gone")
+    missing = None
+except SchemaEnforcementError as e:
+    missing = str(e).split("lacks: ")[1].split(";")[0]
+print(json.dumps({"n": len(rows), "ok": all(r.p == r.x * 3 for r in rows),
+                  "ordered": [r.x for r in rows] == sorted(r.x for r in rows), "port": port,
+                  "names": names, "missing": missing}))
 spark.stop()
+server.stop()
 '''
 
 
 def test_spark_connect_session():
     pytest.importorskip("grpc")
-    assert run_json(CONNECT_SCRIPT) == {"n": 500, "ok": True, "ordered": True}
+    out = run_json(CONNECT_SCRIPT)
+    assert out["port"] != 15002
+    assert out == {"n": 500, "ok": True, "ordered": True, "port": out["port"],
+                   "names": {"aliased": "z", "struct": "x,y", "columns": "x,y"}, "missing": "['nope', 'gone']"}

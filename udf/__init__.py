@@ -2,7 +2,7 @@
 
 import logging
 import os
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Iterator, Tuple
 
 import pandas as pd
 
@@ -10,7 +10,7 @@ from spark_models.exceptions import InvalidArgumentError
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["spark_udf"]
+__all__ = ["SparkModelUDF", "spark_udf"]
 
 
 _SHIPPED: set = set()  # (session id, model hash) already sent to this session's executors
@@ -71,8 +71,61 @@ def _scoring_udf(body, return_type):
     return pandas_udf(spark_models_predict, returnType=return_type)
 
 
+class SparkModelUDF:
+    """What :func:`spark_udf` returns: call it with input columns to get the prediction Column.
+
+    ``return_type`` is the UDF's Spark type and ``model_uri`` the model it scores.
+    """
+
+    def __init__(self, body: Any, signature: Any, return_type: Any, model_uri: str):
+        self._body, self._signature = body, signature
+        self.return_type, self.model_uri = return_type, model_uri
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The prediction Column for these input columns (see :func:`spark_udf` for binding)."""
+        from udf.binding import bind_columns
+
+        binding = bind_columns(self._signature, args, kwargs)
+        body = self._body.named(binding.names, binding.flatten)
+        return _scoring_udf(body, self.return_type)(*binding.columns)
+
+    def validate(self, df: Any, *args: Any, **kwargs: Any) -> Any:
+        """Check that ``df`` has the input columns ``self(*args, **kwargs)`` would read; return ``df``.
+
+        Raises SchemaEnforcementError naming every missing column and the model URI (Spark's
+        own analysis error names only the first). Chains: ``df.transform(predict.validate)``.
+        """
+        from udf.binding import bind_columns, check_columns
+
+        check_columns(df, bind_columns(self._signature, args, kwargs), os.fspath(self.model_uri))
+        return df
+
+    def __repr__(self) -> str:
+        return f"SparkModelUDF({os.fspath(self.model_uri)!r}, return_type={self.return_type.simpleString()})"
+
+
+def _check_arguments(env_manager: str, batch_size: int | None) -> None:
+    if env_manager != "local":
+        raise InvalidArgumentError(f"env_manager={env_manager!r} is not supported; only 'local' (the current environment)")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise InvalidArgumentError(f"batch_size must be a positive number of rows, got {batch_size!r}")
+
+
+def _scoring_function(spark, local_dir, model_uri: str, signature, return_type, params, batch_size):
+    """Ship the model and build the worker-side body (pickled into every task)."""
+    from udf.binding import tensor_specs
+    from udf.result_types import declared_kinds
+    from udf.shipping import content_hash
+    from udf.worker import ScoringFunction
+
+    key = content_hash(local_dir)
+    archive = _ship(spark, local_dir, key)
+    return ScoringFunction(key, archive, str(local_dir) if _is_local_master(spark) else None, model_uri,
+                           return_type, params, batch_size, tensor_specs(signature), declared_kinds(signature))
+
+
 def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str = "local",
-              params: Optional[dict] = None, batch_size: Optional[int] = None):
+              params: dict | None = None, batch_size: int | None = None) -> SparkModelUDF:
     """A Spark UDF that scores any python_function model with Arrow batches.
 
     Args:
@@ -81,7 +134,8 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
             the executors, where each Python worker loads it once.
         result_type: a Spark DataType or type string (``"double"``, ``"array<double>"``,
             ``"struct<label:int,score:double>"``); None derives it from the signature's
-            outputs (``double`` without one).
+            outputs (``double`` without one). An output type Spark cannot return from here
+            (e.g. ``datetime``) is an error now, naming the output.
         env_manager: only ``"local"``: workers use the driver's Python environment.
         params: inference params, validated now against the signature's params schema.
         batch_size: rows per ``model.predict`` call. None merges Spark's Arrow batches
@@ -89,9 +143,14 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
 
     The returned callable binds input columns by name: ``u()`` takes the signature's
     input columns, ``u("a", "b")`` / ``u(col("a"), ...)`` pass columns under their own
-    names, ``u(a="x")`` passes column ``x`` as model input ``a``, and ``u(struct(...))``
-    passes the struct's fields. A column the DataFrame lacks fails when the query is
-    analyzed, on the driver.
+    names, ``u(a="x")`` passes column ``x`` as model input ``a``, and a single struct
+    argument (``u(struct(...))``, ``u(col("st"))``) passes the struct's fields.
+
+    ``u()`` does not see the DataFrame, so a missing input column fails when Spark analyzes
+    the query, on the driver before any task runs, with Spark's ``UNRESOLVED_COLUMN`` error:
+    it names the first missing column and the available ones, and its plan shows them all.
+    ``u.validate(df)`` (same arguments as ``u``) raises one error naming every missing
+    column and the model URI: ``df.transform(u.validate).withColumn("p", u())``.
 
     >>> import pandas as pd
     >>> from sklearn.linear_model import LinearRegression
@@ -106,34 +165,22 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     [2.0, 3.0, 2.0]
     >>> [round(r.pred, 6) for r in df.withColumn("pred", predict(a="b", b="a")).collect()]
     [1.0, 3.0, 4.0]
+    >>> predict.validate(df.select("a"))
+    Traceback (most recent call last):
+    ...
+    spark_models.exceptions.SchemaEnforcementError: Model '...' needs input columns the DataFrame lacks: ['b']; its columns are ['a']
     """
     from spark_models.enforcement import enforce_params
     from spark_models.mlmodel import Model
     from spark_models.uri import resolve_model_uri
-    from udf.binding import bind_columns, tensor_specs
     from udf.result_types import parse_result_type
-    from udf.shipping import content_hash
-    from udf.worker import ScoringFunction
 
-    if env_manager != "local":
-        raise InvalidArgumentError(f"env_manager={env_manager!r} is not supported; only 'local' (the current environment)")
-    if batch_size is not None and batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be a positive number of rows, got {batch_size}")
+    _check_arguments(env_manager, batch_size)
     local_dir = resolve_model_uri(model_uri)
     meta = Model.load(local_dir)
     _check_runs_in_tasks(meta, os.fspath(model_uri))
     signature = meta.signature
     params = enforce_params(params, signature.params) if signature is not None else params
     return_type = parse_result_type(result_type, signature)
-    key = content_hash(local_dir)
-    archive = _ship(spark, local_dir, key)
-    body = ScoringFunction(key, archive, str(local_dir) if _is_local_master(spark) else None, os.fspath(model_uri),
-                           return_type, params, batch_size, tensor_specs(signature))
-
-    def bound(*args, **kwargs):
-        binding = bind_columns(signature, args, kwargs)
-        return _scoring_udf(body.named(binding.names), return_type)(*binding.columns)
-
-    bound.return_type = return_type
-    bound.model_uri = model_uri
-    return bound
+    body = _scoring_function(spark, local_dir, os.fspath(model_uri), signature, return_type, params, batch_size)
+    return SparkModelUDF(body, signature, return_type, model_uri)

@@ -3,13 +3,15 @@
 Binding is by name, never by argument position (MLflow renames positional arguments to
 the signature order and silently mis-scores ``u("b", "a")``): the worker rebuilds a
 pandas DataFrame whose column names are the Spark names, keyword names or struct fields.
+Only a signature without column names binds by position.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
-from spark_models.exceptions import InvalidArgumentError
+from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
 
 
 def _col(name: str):
@@ -18,47 +20,175 @@ def _col(name: str):
     return F.col("`" + name.replace("`", "``") + "`")
 
 
-def _is_struct_call(args: tuple) -> bool:
-    # u(struct(...)) hands the model the struct's own fields.
-    if len(args) != 1 or isinstance(args[0], str):
-        return False
-    text = str(args[0])
-    return "struct(" in text.lower()
-
-
 class Binding:
     """The UDF's argument columns and the model input name of each.
 
-    ``names`` is None when a single struct column carries the names in its fields (a
-    struct argument, or Column objects whose names only Spark's analyzer knows).
-    Separate columns are preferred: PySpark converts them to pandas faster than a struct.
+    ``names`` is None when a single struct column built here carries the names in its
+    fields. ``flatten`` marks a single positional argument: when it turns out to be a struct
+    (Spark hands the worker a DataFrame then) the model gets the struct's fields; otherwise
+    the one column is named ``names[0]``. Separate columns are preferred to a struct:
+    PySpark converts them to pandas faster.
     """
 
-    def __init__(self, columns: list, names: list[str] | None):
-        self.columns, self.names = columns, names
+    def __init__(self, columns: list, names: list[str] | None, flatten: bool = False, parts: list | None = None):
+        self.columns, self.names, self.flatten = columns, names, flatten
+        self.parts = columns if parts is None else parts  # one Column per argument, before any struct
+
+
+def _name_parts(identifier: str) -> list[str]:
+    """The parts of a Spark multi-part identifier (``a.b`` → a, b; ```x.y``` → x.y)."""
+    parts, current, quoted, i = [], "", False, 0
+    while i < len(identifier):
+        ch = identifier[i]
+        if ch == "`" and quoted and identifier[i + 1:i + 2] == "`":
+            current, i = current + "`", i + 2
+            continue
+        if ch == "`":
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+        i += 1
+    return parts + [current]
+
+
+def _column_name(column: Any) -> str | None:
+    """The name Spark gives a plain column reference or an aliased column; None otherwise."""
+    if type(column).__module__.startswith("pyspark.sql.connect"):
+        expr = column._expr
+        alias = getattr(expr, "_alias", None)
+        if alias is not None:
+            return alias[0] if len(alias) == 1 else None
+        identifier = getattr(expr, "_unparsed_identifier", None)
+        return _name_parts(identifier)[-1] if isinstance(identifier, str) and identifier != "*" else None
+    try:
+        return _classic_column_name(vars(column)["_jc"])
+    except Exception:  # another Spark version's internals: let Spark name it instead
+        return None
+
+
+def _classic_column_name(jc: Any) -> str | None:
+    from py4j.protocol import Py4JError
+
+    try:
+        node = jc.node()  # Spark 4: the ColumnNode
+    except Py4JError:
+        node = jc.expr()  # Spark 3.5: the Catalyst expression
+    kind = node.getClass().getSimpleName()
+    if kind == "Alias":
+        name = node.name()
+        if isinstance(name, str):
+            return name
+        return name.apply(0) if name.size() == 1 else None
+    if kind == "UnresolvedAttribute":
+        parts = node.nameParts()
+        return parts.apply(parts.size() - 1)
+    return None
+
+
+def _label(column: Any) -> str:
+    """The expression's text as PySpark prints it: the name an unaliased expression gets here."""
+    text = str(column)
+    return text[len("Column<'"):-len("'>")] if text.startswith("Column<'") and text.endswith("'>") else text
 
 
 def bind_columns(signature: Any, args: tuple, kwargs: dict[str, Any]) -> Binding:
     """The columns carrying the model's inputs, and the names the model expects them under."""
-    from pyspark.sql import functions as F
-
-    inputs = getattr(signature, "inputs", None)
     if args and kwargs:
         raise InvalidArgumentError("Pass input columns either positionally or as keywords, not both")
     if kwargs:
-        return Binding([_col(v) if isinstance(v, str) else v for v in kwargs.values()], [str(k) for k in kwargs])
+        columns = [_col(v) if isinstance(v, str) else v for v in kwargs.values()]
+        return Binding(columns, [str(k) for k in kwargs])
     if args:
-        if _is_struct_call(args):
-            return Binding([args[0]], None)
-        if all(isinstance(a, str) for a in args):
-            return Binding([_col(a) for a in args], list(args))
-        return Binding([F.struct(*[_col(a) if isinstance(a, str) else a for a in args])], None)
+        return _bind_positional(args)
+    inputs = getattr(signature, "inputs", None)
     if inputs is None or not inputs.inputs:
         raise InvalidArgumentError("The model has no signature: pass the input columns, e.g. u('a', 'b') or u(struct(...))")
     if not inputs.has_input_names():
         raise InvalidArgumentError("The model's signature has unnamed inputs: pass the input columns in order, e.g. u('a', 'b')")
     names = [str(n) for n in inputs.input_names()]
     return Binding([_col(n) for n in names], names)
+
+
+def _bind_positional(args: tuple) -> Binding:
+    from pyspark.sql import functions as F
+
+    names = [a if isinstance(a, str) else _column_name(a) for a in args]
+    columns = [_col(a) if isinstance(a, str) else a for a in args]
+    if len(args) == 1:  # a struct hands the model its fields, anything else is one column
+        return Binding(columns, [names[0] if names[0] is not None else _label(args[0])], flatten=True)
+    if all(n is not None for n in names):
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise InvalidArgumentError(f"Input columns {duplicated} are passed more than once; alias them apart")
+        return Binding(columns, names)
+    return Binding([F.struct(*columns)], None, parts=columns)  # Spark names the expressions
+
+
+@contextlib.contextmanager
+def _quiet_analysis_errors() -> Iterator[None]:
+    """PySpark ≥ 4 logs every analysis error with its stack; the probes below expect some."""
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # older PySpark: nothing is logged
+        yield
+        return
+    loggers = [PySparkLogger.getLogger(n) for n in ("DataFrameQueryContextLogger", "SQLQueryContextLogger")]
+    saved = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, disabled in zip(loggers, saved):
+            logger.disabled = disabled
+
+
+def _unresolved_parts(df: Any, binding: Binding) -> tuple[list[str], Exception | None]:
+    """The columns Spark cannot resolve in ``df`` (each argument analyzed alone), and the first error."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        df.select(*binding.columns).schema
+        return [], None
+    except AnalysisException as e:
+        error = e
+    missing = []
+    for column in binding.parts:
+        try:
+            df.select(column).schema
+        except AnalysisException as e:
+            name = _unresolved_name(e, column)
+            if name is not None:
+                missing.append(name)
+    return missing, error
+
+
+def check_columns(df: Any, binding: Binding, model_uri: str) -> None:
+    """Raise naming every input column ``df`` cannot supply (Spark's own error names the first)."""
+    with _quiet_analysis_errors():
+        missing, error = _unresolved_parts(df, binding)
+    if error is None:
+        return
+    if not missing:
+        raise error  # not a missing column: Spark's own error says what is wrong
+    raise SchemaEnforcementError(
+        f"Model {model_uri!r} needs input columns the DataFrame lacks: {missing}; its columns are {df.columns}"
+    )
+
+
+def _unresolved_name(error: Any, column: Any) -> str | None:
+    """The column Spark could not resolve, from its error (None when the error is another one)."""
+    condition = getattr(error, "getCondition", None) or getattr(error, "getErrorClass", None)
+    condition = str(condition()) if condition is not None else ""
+    params = error.getMessageParameters() or {}
+    if condition.startswith("UNRESOLVED_COLUMN") and "objectName" in params:
+        return ".".join(_name_parts(params["objectName"]))
+    if condition.startswith("FIELD_NOT_FOUND"):  # a missing field of a struct column: st.zz
+        return _label(column)
+    return None
 
 
 def tensor_specs(signature: Any) -> list[tuple[str, str, tuple[int, ...]]] | None:

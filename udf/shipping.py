@@ -12,7 +12,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from spark_models.exceptions import MalformedModelError
+from spark_models.exceptions import MalformedModelError, UnsafeModelError
 
 _ARCHIVE_PREFIX = "spark-models-"
 
@@ -28,13 +28,39 @@ def content_hash(model_dir: Path) -> str:
     return digest.hexdigest()[:20]
 
 
+def _archive_root() -> Path:
+    """This user's directory of model archives (one per model content, reused, never per call)."""
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    root = Path(tempfile.gettempdir()) / f"spark-models-archives-{user}"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if hasattr(os, "getuid"):
+        info = root.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise UnsafeModelError(f"{root} is not a private directory of this user; remove it or set TMPDIR")
+    return root
+
+
 def build_archive(model_dir: Path, key: str) -> Path:
-    """A tar.gz of the model directory in a temp dir, named after its content hash."""
-    out = Path(tempfile.mkdtemp(prefix="spark-models-ship-")) / f"{_ARCHIVE_PREFIX}{key}.tar.gz"
-    with tarfile.open(out, "w:gz", compresslevel=1) as tar:
-        for path in sorted(model_dir.rglob("*")):
-            if path.is_file():
-                tar.add(path, arcname=path.relative_to(model_dir).as_posix())
+    """A tar.gz of the model directory named after its content hash, built once and reused.
+
+    The file stays where it is: Spark's file server (``addFile``) serves it from this path
+    for as long as the session lives, so it cannot be deleted after shipping; keying it by
+    content means shipping the same model again adds no file.
+    """
+    root = _archive_root()
+    out = root / archive_name(key)
+    if out.is_file():
+        return out
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}-", suffix=".tmp", dir=root)
+    try:
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=1) as tar:
+            for path in sorted(model_dir.rglob("*")):
+                if path.is_file():
+                    tar.add(path, arcname=path.relative_to(model_dir).as_posix())
+        os.replace(tmp, out)  # atomic: a concurrent builder of the same key writes the same bytes
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return out
 
 
@@ -51,6 +77,8 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 raise MalformedModelError(f"{archive}: refusing unsafe archive entry {name!r}")
             if member.issym() or member.islnk():
                 raise MalformedModelError(f"{archive}: refusing link entry {name!r}")
+            if not (member.isfile() or member.isdir()):
+                raise MalformedModelError(f"{archive}: refusing special file entry {name!r}")
         tar.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
 
 

@@ -12,15 +12,19 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from spark_models.exceptions import SparkModelsError
+
 _MODELS: dict[str, Any] = {}
 
 
 def _model_dir(key: str, archive: str, local_dir: str | None) -> Path:
-    if local_dir and Path(local_dir, "MLmodel").is_file():
-        return Path(local_dir)  # same machine as the driver (local mode)
-    from pyspark import SparkFiles
+    from udf.shipping import content_hash, extracted_model_dir
 
-    from udf.shipping import extracted_model_dir
+    # Same machine as the driver (local mode): use the directory itself, but only while it
+    # still holds the model the UDF was made from (it may have been overwritten since).
+    if local_dir and Path(local_dir, "MLmodel").is_file() and content_hash(Path(local_dir)) == key:
+        return Path(local_dir)
+    from pyspark import SparkFiles
 
     return extracted_model_dir(Path(SparkFiles.get(archive)), key)
 
@@ -46,47 +50,64 @@ def reshape_tensors(frame: pd.DataFrame, tensor_specs: list[tuple[str, str, tupl
     return arrays
 
 
+def _values(part: pd.Series | pd.DataFrame) -> Any:
+    """One UDF argument as the values of one model column (a struct: one dict per row)."""
+    return part.array if isinstance(part, pd.Series) else part.to_dict("records")
+
+
 class ScoringFunction:
     """The pandas UDF body: batches in, coerced predictions out, rows and order kept."""
 
     def __init__(self, key: str, archive: str, local_dir: str | None, model_uri: str, result_type: Any,
-                 params: dict[str, Any] | None, batch_size: int | None, tensor_specs: list | None):
+                 params: dict[str, Any] | None, batch_size: int | None, tensor_specs: list | None,
+                 declared: dict | None = None):
         self.key, self.archive, self.local_dir = key, archive, local_dir
         self.model_uri = model_uri
         self.result_type = result_type
         self.params = params
         self.batch_size = batch_size
         self.tensor_specs = tensor_specs
+        self.declared = declared
         self.names: list[str] | None = None
+        self.flatten = True
 
-    def named(self, names: list[str] | None) -> "ScoringFunction":
-        """A copy that names the UDF's argument columns (None: one struct argument)."""
+    def named(self, names: list[str] | None, flatten: bool = False) -> "ScoringFunction":
+        """A copy that names the UDF's argument columns (None: one struct argument).
+
+        ``flatten``: a single argument that arrives as a struct hands the model its fields.
+        """
         clone = copy.copy(self)
-        clone.names = names
+        clone.names, clone.flatten = names, flatten or names is None
         return clone
 
     def _frame(self, batch: Any) -> pd.DataFrame:
-        if isinstance(batch, pd.DataFrame) and self.names is None:
-            return batch  # one struct argument: its fields are the names
-        series = batch if isinstance(batch, tuple) else (batch,)
-        return pd.DataFrame({name: s.array for name, s in zip(self.names, series)}, copy=False)
+        if isinstance(batch, pd.DataFrame):
+            if self.flatten:
+                return batch  # one struct argument: its fields are the model's columns
+            batch = (batch,)
+        parts = batch if isinstance(batch, tuple) else (batch,)
+        return pd.DataFrame({name: _values(p) for name, p in zip(self.names, parts)}, copy=False)
 
-    def _predict(self, model: Any, frame: pd.DataFrame) -> Any:
-        data = reshape_tensors(frame, self.tensor_specs) if self.tensor_specs else frame
-        try:
-            return model.predict(data, params=self.params)
-        except Exception as e:
-            raise RuntimeError(
-                f"Model {self.model_uri!r} failed on a batch of {len(frame)} rows with columns {list(frame.columns)}: "
-                f"{type(e).__name__}: {e}"
-            ) from e
+    def _fail(self, frame: pd.DataFrame, what: str, e: Exception) -> SparkModelsError:
+        return SparkModelsError(
+            f"Model {self.model_uri!r} {what} on a batch of {len(frame)} rows with columns {list(frame.columns)}: "
+            f"{type(e).__name__}: {e}"
+        )
 
     def _score(self, model: Any, frame: pd.DataFrame) -> pd.Series | pd.DataFrame:
-        from udf.result_types import coerce_output
+        from udf.coercion import coerce_output
 
-        return coerce_output(self._predict(model, frame), self.result_type, len(frame))
+        try:
+            data = reshape_tensors(frame, self.tensor_specs) if self.tensor_specs else frame
+            output = model.predict(data, params=self.params)
+        except Exception as e:
+            raise self._fail(frame, "failed", e) from e
+        try:
+            return coerce_output(output, self.result_type, len(frame), self.declared)
+        except Exception as e:
+            raise self._fail(frame, f"output does not convert to {self.result_type.simpleString()}", e) from e
 
-    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.Series | pd.DataFrame]:
+    def __call__(self, batches: Iterator[Any]) -> Iterator[pd.Series | pd.DataFrame]:
         from udf.batching import model_batches
 
         model = cached_model(self.key, self.archive, self.local_dir)
