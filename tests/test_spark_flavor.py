@@ -11,6 +11,7 @@ from pyspark.ml.regression import RandomForestRegressor
 import spark_models.pyfunc
 import spark_models.spark
 from spark_models.exceptions import InvalidArgumentError, NotSupportedError, SchemaEnforcementError
+from spark_models.flavors.spark_staging import DFS_TMP_ENV
 from spark_models.flavors.testing import check_flavor
 from spark_models.mlmodel import Model
 from spark_models.models import ModelSignature
@@ -73,6 +74,7 @@ def test_layout_and_round_trip(spark, lr_pipeline, tmp_path):
     assert meta.flavors["python_function"]["loader_module"] == "spark_models.spark"
     assert meta.flavors["python_function"]["data"] == "sparkml"
     assert (tmp_path / "m" / "sparkml" / "metadata").is_dir()
+    assert meta.flavors["mleap"]["model_data"] == "mleap/model" and "mleap_skipped" not in conf  # written by default
     assert any(line.startswith("pyspark==") for line in (tmp_path / "m" / "requirements.txt").read_text().split())
     loaded = spark_models.spark.load_model(str(tmp_path / "m"))
     assert isinstance(loaded, PipelineModel) and len(loaded.stages) == 4
@@ -135,19 +137,42 @@ def test_pyfunc_predictions_equal_transform(spark, lr_pipeline, rf_pipeline, tmp
         assert len(spark_models.pyfunc.load_model(str(tmp_path / name)).predict(frame.head(0))) == 0
 
 
-def test_pyfunc_outputs_follow_the_signature(spark, lr_pipeline, tmp_path):
+def test_pyfunc_outputs_follow_the_signature_on_both_runtimes(spark, lr_pipeline, tmp_path):
     sig = ModelSignature(
         Schema([ColSpec("double", "x1"), ColSpec("double", "x2"), ColSpec("string", "color", required=False)]),
         Schema([ColSpec("double", "prediction"), ColSpec("double", "probability")]),
     )
     spark_models.spark.save_model(lr_pipeline, tmp_path / "m", signature=sig)
     frame = _scoring_frame()
-    got = spark_models.pyfunc.load_model(str(tmp_path / "m")).predict(frame)
-    assert list(got.columns) == ["prediction", "probability"]
-    assert isinstance(got["probability"][0], list) and all(isinstance(p, float) for p in got["probability"][0])
-    assert got["probability"].tolist() == _spark_predictions(spark, lr_pipeline, frame, "probability").tolist()
-    with pytest.raises(SchemaEnforcementError, match="x2"):  # enforcement runs first
-        spark_models.pyfunc.load_model(str(tmp_path / "m")).predict(frame.drop(columns="x2"))
+    expected = _spark_predictions(spark, lr_pipeline, frame, "probability").tolist()
+    for runtime, impl in (("spark", "SparkPipelinePyfunc"), ("mleap", "BundlePyfunc")):
+        model = spark_models.pyfunc.load_model(str(tmp_path / "m"), model_config={"runtime": runtime})
+        assert type(model._model_impl).__name__ == impl
+        got = model.predict(frame)
+        assert list(got.columns) == ["prediction", "probability"], runtime
+        assert isinstance(got["probability"][0], list) and all(isinstance(p, float) for p in got["probability"][0])
+        if runtime == "spark":
+            assert got["probability"].tolist() == expected
+        else:  # numpy's float arithmetic differs from the JVM's in the last bits
+            np.testing.assert_allclose(np.array(got["probability"].tolist()), np.array(expected), rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(got["prediction"].to_numpy(), _spark_predictions(spark, lr_pipeline, frame).to_numpy())
+        with pytest.raises(SchemaEnforcementError, match="x2"):  # enforcement runs first
+            model.predict(frame.drop(columns="x2"))
+
+
+def test_an_all_missing_optional_column_is_typed_by_the_signature(spark, lr_pipeline, tmp_path):
+    """One record without a category: pandas holds [None], which Spark cannot type (NullType)."""
+    sig = ModelSignature(
+        Schema([ColSpec("double", "x1"), ColSpec("double", "x2"), ColSpec("string", "color", required=False)]),
+        Schema([ColSpec("double", "prediction")]),
+    )
+    spark_models.spark.save_model(lr_pipeline, tmp_path / "m", signature=sig)
+    one = pd.DataFrame({"x1": [0.4], "x2": [-1.2], "color": [None]})
+    typed = spark.createDataFrame(one, schema="x1 double, x2 double, color string")
+    expected = lr_pipeline.transform(typed).select("prediction").first()[0]
+    for runtime in ("spark", "mleap"):
+        model = spark_models.pyfunc.load_model(str(tmp_path / "m"), model_config={"runtime": runtime})
+        assert model.predict(one).tolist() == [expected], runtime
 
 
 def test_input_example_infers_a_signature(spark, lr_pipeline, tmp_path):
@@ -156,12 +181,6 @@ def test_input_example_infers_a_signature(spark, lr_pipeline, tmp_path):
     sig = Model.load(tmp_path / "m").signature
     assert sig.inputs.input_names() == ["x1", "x2", "color"]
     assert sig.outputs.inputs[0].type.name == "double"
-
-
-def test_spark_udf_refuses_at_creation_pointing_to_transform(spark, lr_pipeline, tmp_path):
-    spark_models.spark.save_model(lr_pipeline, tmp_path / "m")
-    with pytest.raises(NotSupportedError, match=r"spark_udf.*SparkContext.*load_model\(.*\)\.transform\(df\)"):
-        spark_models.pyfunc.spark_udf(spark, str(tmp_path / "m"))
 
 
 def test_transform_helper_keeps_input_and_requested_outputs(spark, lr_pipeline, tmp_path):
@@ -195,3 +214,33 @@ def test_conformance(spark, rf_pipeline, tmp_path):
         spark_models.spark, rf_pipeline, frame, tmp_path,
         native_predict=lambda m, x: _spark_predictions(spark, m, x),
     )
+
+
+def test_dfs_tmp_env_var_stages_saves_and_loads_in_local_mode(spark, rf_pipeline, tmp_path, monkeypatch, caplog):
+    """$SPARK_MODELS_DFS_TMP makes even local mode stage through it; dfs_tmpdir= wins over it."""
+    env_dir, arg_dir = tmp_path / "env-dfs", tmp_path / "arg-dfs"
+    monkeypatch.setenv(DFS_TMP_ENV, env_dir.as_uri())
+    caplog.set_level("INFO", logger="spark_models.flavors.spark_staging")
+    spark_models.spark.save_model(rf_pipeline, tmp_path / "m", mleap=False)
+    loaded = spark_models.spark.load_model(tmp_path / "m")
+    staged = [r.getMessage() for r in caplog.records if "through" in r.getMessage()]
+    assert len(staged) == 2 and all(env_dir.as_uri() in m for m in staged), staged
+    assert env_dir.is_dir() and list(env_dir.iterdir()) == []  # created by staging, then emptied
+    assert (tmp_path / "m" / "sparkml" / "stages").is_dir()
+    frame = _scoring_frame()
+    pd.testing.assert_series_equal(_spark_predictions(spark, loaded, frame), _spark_predictions(spark, rf_pipeline, frame))
+    caplog.clear()
+    spark_models.spark.load_model(tmp_path / "m", dfs_tmpdir=arg_dir.as_uri())
+    assert [arg_dir.as_uri() in r.getMessage() for r in caplog.records if "through" in r.getMessage()] == [True]
+    assert list(arg_dir.iterdir()) == []
+
+
+def test_save_model_takes_mlflows_positional_order_then_keywords(spark, rf_pipeline, tmp_path, caplog):
+    caplog.set_level("INFO", logger="spark_models.flavors.spark_staging")
+    dfs = tmp_path / "dfs"
+    spark_models.spark.save_model(rf_pipeline, tmp_path / "a", Model(metadata={"k": "v"}), None, None, dfs.as_uri())
+    assert Model.load(tmp_path / "a").metadata == {"k": "v"}
+    assert any(dfs.as_uri() in r.getMessage() for r in caplog.records)  # 6th positional is dfs_tmpdir
+    with pytest.raises(TypeError, match="positional"):  # MLflow 2 (sample_input) and 3 (signature) differ here
+        spark_models.spark.save_model(rf_pipeline, tmp_path / "b", None, None, None, None, None)
+    assert not (tmp_path / "b").exists()

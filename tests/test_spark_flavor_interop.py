@@ -1,16 +1,19 @@
 """spark flavor models cross between MLflow (real mlflow-skinny) and spark-models both ways."""
 
+import inspect
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from pyspark.ml import Pipeline
-from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.feature import StringIndexer, VectorAssembler
+from pyspark.ml.classification import LogisticRegression, RandomForestClassifier
+from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 
 import spark_models.pyfunc
 import spark_models.spark
+from spark_models.exceptions import NotSupportedError
+from spark_models.mlmodel import Model
 from tests.isolation import run_json
 
 mlflow_spark = pytest.importorskip("mlflow.spark")
@@ -18,36 +21,59 @@ import mlflow.pyfunc  # noqa: E402
 
 pytestmark = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[1]
+STAGES = {
+    "lr": ["StringIndexerModel", "VectorAssembler", "LogisticRegressionModel"],
+    "ohe_rf": ["StringIndexerModel", "OneHotEncoderModel", "VectorAssembler", "RandomForestClassificationModel"],
+}
 
 
 @pytest.fixture(scope="module")
 def frame():
     rng = np.random.default_rng(3)
-    return pd.DataFrame({"x": rng.normal(size=80), "kind": rng.choice(["a", "b"], 80)})
+    return pd.DataFrame({"x": rng.normal(size=80), "kind": rng.choice(["a", "b", "c"], 80)})
 
 
 @pytest.fixture(scope="module")
-def pipeline(spark, frame):
-    df = spark.createDataFrame(frame.assign(label=(frame.x > 0).astype(float)))
-    stages = [
+def pipelines(spark, frame):
+    df = spark.createDataFrame(frame.assign(label=((frame.x > 0) ^ (frame.kind == "c")).astype(float)))
+    lr = [
         StringIndexer(inputCol="kind", outputCol="kind_idx"),
         VectorAssembler(inputCols=["x", "kind_idx"], outputCol="features"),
         LogisticRegression(maxIter=10),
     ]
-    return Pipeline(stages=stages).fit(df)
+    ohe_rf = [
+        StringIndexer(inputCol="kind", outputCol="kind_idx", handleInvalid="keep"),
+        OneHotEncoder(inputCols=["kind_idx"], outputCols=["kind_vec"]),
+        VectorAssembler(inputCols=["x", "kind_vec"], outputCol="features"),
+        RandomForestClassifier(numTrees=6, maxDepth=4, seed=2),
+    ]
+    return {"lr": Pipeline(stages=lr).fit(df), "ohe_rf": Pipeline(stages=ohe_rf).fit(df)}
 
 
 def _expected(spark, pipeline, frame):
     return pipeline.transform(spark.createDataFrame(frame)).select("prediction").toPandas()["prediction"].to_numpy()
 
 
-def test_ours_load_in_mlflow(spark, pipeline, frame, tmp_path):
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_ours_load_in_mlflow(spark, pipelines, frame, tmp_path, name):
+    pipeline = pipelines[name]
     spark_models.spark.save_model(pipeline, tmp_path / "ours")
+    assert "mleap" in Model.load(tmp_path / "ours").flavors  # MLflow ignores the extra flavor
     expected = _expected(spark, pipeline, frame)
     native = mlflow_spark.load_model(str(tmp_path / "ours"))
+    assert [type(s).__name__ for s in native.stages] == STAGES[name]
     np.testing.assert_array_equal(_expected(spark, native, frame), expected)
     got = mlflow.pyfunc.load_model(str(tmp_path / "ours")).predict(frame)
     np.testing.assert_array_equal(np.asarray(got), expected)
+
+
+def test_positional_parameters_are_mlflows():
+    ours = inspect.signature(spark_models.spark.save_model).parameters
+    theirs = inspect.signature(mlflow_spark.save_model).parameters
+    positional = [n for n, p in ours.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert positional == list(theirs)[: len(positional)] and positional[-1] == "dfs_tmpdir"
+    named = {n for n, p in theirs.items() if p.kind is not p.VAR_KEYWORD}
+    assert named <= set(ours), named - set(ours)
 
 
 LOAD_WITHOUT_MLFLOW = r'''
@@ -59,25 +85,42 @@ from conftest import spark_builder
 spark = spark_builder("local[1]").getOrCreate()
 import spark_models.pyfunc, spark_models.spark
 frame = pd.read_parquet({frame!r})
-pipeline = spark_models.spark.load_model({path!r})
-pyfunc = spark_models.pyfunc.load_model({path!r})
-print(json.dumps({{
-    "stages": [type(s).__name__ for s in pipeline.stages],
-    "pyfunc": pyfunc.predict(frame).tolist(),
-    "mlflow_importable": "mlflow" in sys.modules,
-}}))
+out = {{}}
+for name, path in {paths!r}.items():
+    pipeline = spark_models.spark.load_model(path)
+    pyfunc = spark_models.pyfunc.load_model(path)
+    out[name] = {{"stages": [type(s).__name__ for s in pipeline.stages], "pyfunc": pyfunc.predict(frame).tolist()}}
+out["mlflow_importable"] = "mlflow" in sys.modules
+print(json.dumps(out))
 '''
 
 
 @pytest.mark.slow
-def test_mlflow_models_load_here_without_mlflow(spark, pipeline, frame, tmp_path):
-    path = tmp_path / "theirs"
-    mlflow_spark.save_model(pipeline, str(path), pip_requirements=["pyspark"])
+def test_mlflow_models_load_here_without_mlflow(spark, pipelines, frame, tmp_path):
+    paths = {}
+    for name, pipeline in pipelines.items():
+        paths[name] = str(tmp_path / name)
+        mlflow_spark.save_model(pipeline, paths[name], pip_requirements=["pyspark"])
     frame.to_parquet(tmp_path / "frame.parquet")
     out = run_json(
-        LOAD_WITHOUT_MLFLOW.format(root=str(ROOT), frame=str(tmp_path / "frame.parquet"), path=str(path)),
+        LOAD_WITHOUT_MLFLOW.format(root=str(ROOT), frame=str(tmp_path / "frame.parquet"), paths=paths),
         blocked=("mlflow",),
     )
-    assert out["stages"] == ["StringIndexerModel", "VectorAssembler", "LogisticRegressionModel"]
-    assert out["pyfunc"] == _expected(spark, pipeline, frame).tolist()
+    for name, pipeline in pipelines.items():
+        assert out[name]["stages"] == STAGES[name]
+        assert out[name]["pyfunc"] == _expected(spark, pipeline, frame).tolist()
     assert out["mlflow_importable"] is False
+
+
+def test_spark_udf_on_an_mlflow_model_says_how_to_add_a_bundle(spark, pipelines, frame, tmp_path):
+    theirs = str(tmp_path / "theirs")
+    mlflow_spark.save_model(pipelines["ohe_rf"], theirs, pip_requirements=["pyspark"])
+    with pytest.raises(NotSupportedError) as refused:
+        spark_models.pyfunc.spark_udf(spark, theirs)
+    message = str(refused.value)
+    assert "although mleap_bridge supports all its stages" in message
+    assert f"spark_models.spark.save_model(spark_models.spark.load_model({theirs!r}), new_path)" in message
+    resaved = str(tmp_path / "resaved")  # following the advice gives the workers a bundle
+    spark_models.spark.save_model(spark_models.spark.load_model(theirs), resaved)
+    scored = spark.createDataFrame(frame).withColumn("p", spark_models.pyfunc.spark_udf(spark, resaved)("x", "kind"))
+    np.testing.assert_array_equal(scored.toPandas()["p"].to_numpy(), _expected(spark, pipelines["ohe_rf"], frame))

@@ -6,25 +6,34 @@ an MLmodel with ``spark`` (``pyspark_version``, ``model_data``, ``model_class``)
 On a cluster the data is staged through a DFS temporary directory (``dfs_tmpdir``, or
 ``$SPARK_MODELS_DFS_TMP``); see :mod:`spark_models.flavors.spark_staging`.
 
+When :mod:`mleap_bridge` can export every stage, ``save_model`` also writes an MLeap bundle
+(``mleap`` flavor, MLflow 1.x's layout) unless ``mleap=False``; when it cannot, the save
+still succeeds, the reason is logged and recorded in the spark flavor (``mleap_skipped``).
+
 Scoring paths:
 
 - ``load_model(uri).transform(df)`` or :func:`transform` — Spark itself, on a DataFrame.
-- ``spark_models.pyfunc.load_model(uri).predict(pandas_df)`` — runs the pipeline through
-  the active SparkSession (a local one is started when there is none) and returns the
-  output column(s) as pandas.
-- ``spark_udf`` — a Spark ML pipeline cannot run inside a Spark task (it would need a
-  SparkContext there); creating the UDF fails with a message pointing to ``transform``.
+- ``spark_models.pyfunc.load_model(uri).predict(pandas_df)`` — the bundle in numpy when
+  there is one (never starts Spark), else the pipeline through the active SparkSession (a
+  local one is started when there is none). ``model_config={"runtime": "spark"|"mleap"}``
+  forces a path.
+- ``spark_udf`` — the workers score the bundle in numpy. A pipeline without a bundle cannot
+  run inside a Spark task (it would need a SparkContext there); creating the UDF then fails
+  with a message naming the stages the bridge cannot export and pointing to ``transform``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import time
+from pathlib import Path
 from typing import Any, Sequence
 
 from spark_models.environment import default_requirements
-from spark_models.exceptions import InvalidArgumentError, MalformedModelError, NotSupportedError
+from spark_models.exceptions import InvalidArgumentError, MalformedModelError, NotSupportedError, SchemaError
 from spark_models.mlmodel import Model
 from spark_models.saving import copy_code_paths, finish_model, prepare_model_dir
 from spark_models.uri import resolve_model_uri
@@ -36,6 +45,9 @@ _logger = logging.getLogger(__name__)
 FLAVOR_NAME = "spark"
 LOADER_MODULE = "spark_models.spark"
 MODEL_DATA = "sparkml"
+MLEAP_DATA = "mleap/model"  # spark_models.flavors.mleap.MODEL_DATA (MLflow 1.x's layout)
+MLEAP_SKIPPED = "mleap_skipped"  # spark flavor key: why no bundle was written
+RUNTIMES = ("auto", "spark", "mleap")
 _CONNECT_ML_PREFIX = "pyspark.ml.connect."
 
 
@@ -49,12 +61,16 @@ def _is_connect_ml_model(model: Any) -> bool:
 
 def _validate_model(spark_model: Any) -> None:
     """A fitted, writable Transformer; an Estimator or anything else is a clear error."""
+    name = type(spark_model).__name__
     if _is_connect_ml_model(spark_model):
+        from pyspark.ml.connect.base import Estimator as ConnectEstimator
+
+        if isinstance(spark_model, ConnectEstimator):
+            raise InvalidArgumentError(f"{name} is an unfitted Estimator; save the model it returns: {name}.fit(df)")
         return
     from pyspark.ml import Estimator, Transformer
     from pyspark.ml.util import MLReadable, MLWritable
 
-    name = type(spark_model).__name__
     if isinstance(spark_model, Estimator):
         raise InvalidArgumentError(
             f"{name} is an unfitted Estimator; save the model it returns: {name}.fit(df)"
@@ -75,9 +91,9 @@ def _as_pipeline(spark_model: Any) -> Any:
 
 def _predict_for_signature(pipeline: Any) -> Any:
     def predict(example: Any) -> Any:
-        from spark_models.flavors.spark_scoring import predict_pandas
+        from spark_models.flavors.spark_scoring import SparkPipelinePyfunc
 
-        return predict_pandas(pipeline, example, None)
+        return SparkPipelinePyfunc(pipeline, None).predict(example)
 
     return predict
 
@@ -89,48 +105,151 @@ def save_model(
     conda_env: Any = None,
     code_paths: Sequence[str | os.PathLike] | None = None,
     dfs_tmpdir: str | None = None,
+    *,
+    sample_input: Any = None,
     signature: Any = None,
     input_example: Any = None,
     pip_requirements: Any = None,
     extra_pip_requirements: Any = None,
     metadata: dict[str, Any] | None = None,
-    sample_input: Any = None,
+    mleap: bool | str = "auto",
 ) -> Model:
     """Save a fitted Spark ML Transformer/PipelineModel as a model directory at ``path``.
 
-    ``sample_input`` (a Spark DataFrame) also writes an MLeap bundle (``mleap`` flavor), so
-    pyfunc and ``spark_udf`` can score the pipeline in numpy without Spark.
+    The positional order is ``mlflow.spark.save_model``'s up to ``dfs_tmpdir`` (MLflow 2 and 3
+    disagree after it, so the rest are keyword-only). ``mleap`` controls the MLeap bundle
+    that lets pyfunc and ``spark_udf`` score the pipeline in numpy without Spark: ``"auto"``
+    writes it when :mod:`mleap_bridge` supports every stage (else logs why and saves without
+    it), ``True`` requires it (an unsupported stage is an error naming it), ``False`` never
+    writes it. ``sample_input`` (a Spark DataFrame, MLflow 1.x's argument) implies ``True``
+    and also records its schema in ``mleap/schema.json``.
     """
+    if not (mleap is True or mleap is False or mleap == "auto"):
+        raise InvalidArgumentError(f"mleap must be 'auto', True or False, got {mleap!r}")
+    if sample_input is not None and mleap is False:
+        raise InvalidArgumentError("sample_input= writes an MLeap bundle, which mleap=False refuses; pass one of them")
     _validate_model(spark_model)
     pipeline = _as_pipeline(spark_model)
     model_dir = prepare_model_dir(path)
     try:
         _write_model_data(pipeline, model_dir / MODEL_DATA, dfs_tmpdir)
         mlflow_model = mlflow_model or Model()
-        if sample_input is not None:
-            from spark_models.flavors import mleap
-
-            mleap.add_to_model(mlflow_model, model_dir, pipeline, sample_input)
+        skipped = _add_mleap(mlflow_model, model_dir, pipeline, sample_input, mleap)
         code = copy_code_paths(code_paths, model_dir)
         import pyspark
 
-        mlflow_model.add_flavor(
-            FLAVOR_NAME, pyspark_version=pyspark.__version__, model_data=MODEL_DATA, code=code,
-            model_class=_class_path(pipeline),
-        )
+        conf = {"pyspark_version": pyspark.__version__, "model_data": MODEL_DATA, "code": code,
+                "model_class": _class_path(pipeline)}
+        mlflow_model.add_flavor(FLAVOR_NAME, **conf, **({MLEAP_SKIPPED: skipped} if skipped else {}))
         pyfunc_conf = {"loader_module": LOADER_MODULE, "data": MODEL_DATA, "code": code}
         finish_model(
             model_dir, mlflow_model, pyfunc_conf, default_requirements("pyspark"), signature, input_example,
             conda_env, pip_requirements, extra_pip_requirements, metadata,
             predict_for_signature=_predict_for_signature(pipeline),
         )
+        if "mleap" in mlflow_model.flavors and sample_input is None:
+            _write_mleap_schema(model_dir, mlflow_model.signature)
     except BaseException:
         shutil.rmtree(model_dir, ignore_errors=True)
         raise
     return mlflow_model
 
 
-def _write_model_data(pipeline: Any, data_dir: Any, dfs_tmpdir: str | None) -> None:
+def _stages(model: Any) -> list:
+    stages = getattr(model, "stages", None)
+    return [model] if stages is None else [s for stage in stages for s in _stages(stage)]
+
+
+def unsupported_mleap_stages(pipeline: Any) -> list[str]:
+    """The stages :mod:`mleap_bridge` cannot export, as ``"Class (uid)"``."""
+    from mleap_bridge.ops import spec_for_spark
+
+    unsupported = []
+    for stage in _stages(pipeline):
+        try:
+            spec_for_spark(stage)
+        except NotSupportedError:
+            unsupported.append(f"{type(stage).__name__} ({stage.uid})")
+    return unsupported
+
+
+def _add_mleap(mlflow_model: Model, model_dir: Path, pipeline: Any, sample_input: Any, mode: bool | str) -> str | None:
+    """Write the MLeap bundle and flavor; returns why none was written (None when it was)."""
+    if sample_input is not None:
+        from spark_models.flavors import mleap as mleap_flavor
+
+        mleap_flavor.add_to_model(mlflow_model, model_dir, pipeline, sample_input)
+        return None
+    if mode is False:
+        return "saved with mleap=False"
+    if _is_connect_ml_model(pipeline):  # scored on pandas anyway, without Spark
+        if mode is True:
+            raise NotSupportedError(f"mleap=True: {type(pipeline).__name__} is a pyspark.ml.connect model, "
+                                    "which MLeap bundles do not cover")
+        return None
+    unsupported = unsupported_mleap_stages(pipeline)
+    reason = f"mleap_bridge cannot export stage(s) {', '.join(unsupported)}" if unsupported else None
+    if reason is None:
+        reason = _write_bundle(mlflow_model, model_dir, pipeline, strict=mode is True)
+    elif mode is True:
+        raise NotSupportedError(f"mleap=True: {reason}")
+    if reason is not None:
+        _logger.info("Saving %s without an MLeap bundle: %s. pyfunc and spark_udf will need Spark to score it.",
+                     model_dir, reason)
+    return reason
+
+
+def _write_bundle(mlflow_model: Model, model_dir: Path, pipeline: Any, strict: bool) -> str | None:
+    import mleap_bridge
+    from mleap_bridge.bundle import BUNDLE_VERSION
+
+    started = time.perf_counter()
+    try:
+        mleap_bridge.to_bundle(pipeline, model_dir / MLEAP_DATA)
+    except Exception as e:
+        if strict:
+            raise
+        shutil.rmtree(model_dir / "mleap", ignore_errors=True)
+        if not isinstance(e, NotSupportedError):
+            _logger.warning("mleap_bridge failed to export %s (%s: %s)", type(pipeline).__name__, type(e).__name__, e)
+        return f"mleap_bridge could not export it: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    mlflow_model.add_flavor("mleap", mleap_version=BUNDLE_VERSION, model_data=MLEAP_DATA)
+    _logger.info("Wrote an MLeap bundle to %s in %.1fs (pass mleap=False to skip it)",
+                 model_dir / MLEAP_DATA, time.perf_counter() - started)
+    return None
+
+
+def _write_mleap_schema(model_dir: Path, signature: Any) -> None:
+    """``mleap/schema.json`` (MLflow 1.x wrote the sample input's Spark schema) from the signature."""
+    inputs = getattr(signature, "inputs", None)
+    if inputs is None or not inputs.has_input_names():
+        return
+    try:
+        schema = json.loads(inputs.to_spark().json())
+    except SchemaError as e:
+        _logger.debug("No mleap/schema.json for %s: %s", model_dir, e)
+        return
+    (model_dir / "mleap" / "schema.json").write_text(json.dumps(schema, indent=4))
+
+
+def _connect_ml_unsupported(error: Exception) -> bool:
+    """Whether ``error`` is Spark Connect refusing an ML operation (not, say, a bad path)."""
+    if isinstance(error, NotImplementedError):
+        return True
+    for getter in ("getCondition", "getErrorClass"):
+        method = getattr(error, getter, None)
+        if callable(method):
+            name = str(method() or "")
+            return name.startswith(("CONNECT_ML", "JVM_ATTRIBUTE_NOT_SUPPORTED", "NOT_IMPLEMENTED"))
+    return False
+
+
+def _summary(error: Exception) -> str:
+    """The error's message without the JVM stack trace Spark Connect appends."""
+    return str(error).split("\n\nJVM stacktrace:")[0].strip() or type(error).__name__
+
+
+def _write_model_data(pipeline: Any, data_dir: Path, dfs_tmpdir: str | None) -> None:
     if _is_connect_ml_model(pipeline):
         pipeline.saveToLocal(str(data_dir))
         return
@@ -138,14 +257,15 @@ def _write_model_data(pipeline: Any, data_dir: Any, dfs_tmpdir: str | None) -> N
     try:
         staging.write_model(spark, pipeline, data_dir, dfs_tmpdir)
     except Exception as e:
-        if staging.is_connect(spark):
+        if staging.is_connect(spark) and _connect_ml_unsupported(e):
             raise NotSupportedError(
-                f"This PySpark cannot save {type(pipeline).__name__} through a Spark Connect session: {e}"
+                f"Spark Connect cannot save {type(pipeline).__name__} (stages: "
+                f"{', '.join(type(s).__name__ for s in _stages(pipeline))}) to {data_dir}: {_summary(e)}"
             ) from e
         raise
 
 
-def _load_from_dir(model_dir: Any, dfs_tmpdir: str | None = None) -> Any:
+def _load_from_dir(model_dir: Path, dfs_tmpdir: str | None = None) -> Any:
     conf = Model.load(model_dir).get_flavor(FLAVOR_NAME)
     data_dir = model_dir / conf.get("model_data", MODEL_DATA)
     if not data_dir.is_dir():
@@ -159,8 +279,8 @@ def _load_from_dir(model_dir: Any, dfs_tmpdir: str | None = None) -> Any:
     try:
         return staging.read_model(spark, PipelineModel, data_dir, dfs_tmpdir)
     except Exception as e:
-        if staging.is_connect(spark):
-            raise NotSupportedError(f"This PySpark cannot load {model_class} through a Spark Connect session: {e}") from e
+        if staging.is_connect(spark) and _connect_ml_unsupported(e):
+            raise NotSupportedError(f"Spark Connect cannot load the {model_class} in {data_dir}: {_summary(e)}") from e
         raise
 
 
@@ -182,41 +302,75 @@ def load_model(model_uri: str | os.PathLike, dfs_tmpdir: str | None = None, dst_
 def _load_pyfunc(path: str, model_config: dict[str, Any] | None = None) -> Any:
     """Loader entry point; ``path`` is the ``sparkml`` data directory (MLflow's contract).
 
-    When the model also has an ``mleap`` flavor, scoring uses the numpy runtime (no Spark);
-    ``model_config={"runtime": "spark"}`` forces Spark.
+    ``model_config={"runtime": ...}``: ``"auto"`` (default) scores the MLeap bundle in
+    numpy when the model has one, else runs the pipeline through Spark; ``"spark"`` always
+    uses Spark; ``"mleap"`` requires the bundle.
     """
-    from pathlib import Path
-
     from spark_models.flavors.spark_scoring import SparkPipelinePyfunc
 
+    runtime = (model_config or {}).get("runtime", "auto")
+    if runtime not in RUNTIMES:
+        raise InvalidArgumentError(
+            f"model_config['runtime'] must be one of {', '.join(map(repr, RUNTIMES))}, got {runtime!r}"
+        )
     data = Path(path)
     model_dir = data.parent if (data.parent / "MLmodel").is_file() else data
     meta = Model.load(model_dir)
-    runtime = (model_config or {}).get("runtime", "auto")
-    if runtime not in ("auto", "spark", "mleap"):
-        raise InvalidArgumentError(f"model_config runtime must be 'auto', 'spark' or 'mleap', got {runtime!r}")
     if runtime != "spark" and "mleap" in meta.flavors:
         from spark_models.flavors.mleap import BundlePyfunc, _load_from_dir as load_bundle_dir
 
         return BundlePyfunc(load_bundle_dir(model_dir), meta.signature)
     if runtime == "mleap":
-        raise NotSupportedError(f"{model_dir} has no mleap flavor; save it with sample_input= to get one")
+        raise NotSupportedError(
+            f"model_config runtime='mleap' needs an MLeap bundle, but {model_dir} has none "
+            f"({_why_no_bundle(model_dir, meta, str(model_dir))}); use runtime='spark' or 'auto' to score it with Spark"
+        )
     return SparkPipelinePyfunc(_load_from_dir(model_dir), meta.signature, model_config)
+
+
+def _inspect_foreign_model(model_dir: Path) -> list[str] | None:
+    """The stages the bridge cannot export of a model saved without a record (e.g. by MLflow),
+    found by loading the pipeline on the driver; None when that is not possible."""
+    if staging.active_session(create=False) is None:
+        return None
+    try:
+        return unsupported_mleap_stages(_load_from_dir(model_dir))
+    except Exception as e:  # the reason is best effort; the refusal stands without it
+        _logger.debug("Could not inspect the stages of %s: %s", model_dir, e)
+        return None
+
+
+def _why_no_bundle(model_dir: Path, meta: Model, uri: str) -> str:
+    recorded = meta.flavors.get(FLAVOR_NAME, {}).get(MLEAP_SKIPPED)
+    if recorded:
+        return recorded
+    unsupported = _inspect_foreign_model(model_dir)
+    if unsupported:
+        return f"mleap_bridge cannot export stage(s) {', '.join(unsupported)}"
+    resave = f"re-save it with spark_models.spark.save_model(spark_models.spark.load_model({uri!r}), new_path) to add one"
+    if unsupported == []:
+        return f"it was saved without one (e.g. by MLflow), although mleap_bridge supports all its stages; {resave}"
+    return f"it was saved without one (by MLflow, or by an older spark-models); {resave} if mleap_bridge supports its stages"
 
 
 def udf_unsupported_reason(model_uri: str) -> str | None:
     """Why ``spark_udf`` cannot run this model inside Spark tasks (None when it can: an
-    ``mleap`` flavor lets the workers score it in numpy)."""
+    ``mleap`` flavor lets the workers score it in numpy, and ``pyspark.ml.connect`` models
+    run on pandas)."""
     try:
-        if "mleap" in Model.load(resolve_model_uri(model_uri)).flavors:
-            return None
+        model_dir = resolve_model_uri(model_uri)
+        meta = Model.load(model_dir)
     except Exception:  # an unreadable model fails later with its own message
         return None
+    conf = meta.flavors.get(FLAVOR_NAME, {})
+    if "mleap" in meta.flavors or str(conf.get("model_class", "")).startswith(_CONNECT_ML_PREFIX):
+        return None
+    uri = os.fspath(model_uri)
     return (
-        "A Spark ML pipeline needs a SparkContext, which does not exist inside a Spark task, so it "
-        "cannot run in spark_udf. Save it with sample_input= (an MLeap bundle scored in numpy), or score it "
-        f"on the driver with Spark: spark_models.spark.load_model({model_uri!r}).transform(df), or "
-        "spark_models.spark.transform(df, model_uri) to keep only the prediction columns."
+        f"it has no MLeap bundle to score in numpy ({_why_no_bundle(model_dir, meta, uri)}), and a Spark ML "
+        "pipeline needs a SparkContext, which does not exist inside a Spark task. Score it on the driver with "
+        f"Spark instead: spark_models.spark.load_model({uri!r}).transform(df), or "
+        f"spark_models.spark.transform(df, {uri!r}) to keep df's columns plus the prediction columns."
     )
 
 

@@ -4,15 +4,15 @@ Spark ML reads and writes through the executors, so on a cluster a path on the d
 local disk is not where the data ends up. Saving writes to a DFS temporary directory and
 copies the result to the local model directory; loading copies the local directory to
 the DFS first. Temporary copies are always removed. In local mode (driver and executors
-share one disk) and on Spark Connect (the server does the reading and writing) paths are
-used directly unless a ``dfs_tmpdir`` is given.
+share one disk) paths are used directly unless a ``dfs_tmpdir`` (or ``$SPARK_MODELS_DFS_TMP``)
+is given. On Spark Connect the server does the reading and writing, so paths are always
+used directly and a ``dfs_tmpdir`` is ignored with a warning.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,19 +64,19 @@ def _inside_spark_task() -> bool:
     return TaskContext.get() is not None
 
 
-def dfs_tmp_root(spark: Any, dfs_tmpdir: str | None) -> str:
-    """``dfs_tmpdir``, else ``$SPARK_MODELS_DFS_TMP``, else a local temp dir (local mode) or
-    ``/tmp/spark-models-dfs`` on the cluster's default file system."""
-    root = dfs_tmpdir or os.environ.get(DFS_TMP_ENV)
-    if root:
-        return root
-    if is_local_master(spark):
-        return Path(tempfile.gettempdir(), "spark-models-dfs").as_uri()
-    return _CLUSTER_DEFAULT
+def dfs_tmp_root(dfs_tmpdir: str | None) -> str:
+    """``dfs_tmpdir``, else ``$SPARK_MODELS_DFS_TMP``, else ``/tmp/spark-models-dfs`` on the
+    cluster's default file system (local mode stages only when one of the first two is set)."""
+    return dfs_tmpdir or os.environ.get(DFS_TMP_ENV) or _CLUSTER_DEFAULT
 
 
-def _needs_staging(spark: Any, dfs_tmpdir: str | None) -> bool:
+def _needs_staging(spark: Any, dfs_tmpdir: str | None, local_dir: Path) -> bool:
     if is_connect(spark):
+        if dfs_tmpdir:
+            _logger.warning(
+                "dfs_tmpdir=%r is ignored under Spark Connect: the Connect server reads and writes %s itself, "
+                "so that path must be on a file system the server can reach", dfs_tmpdir, local_dir,
+            )
         return False
     return bool(dfs_tmpdir or os.environ.get(DFS_TMP_ENV)) or not is_local_master(spark)
 
@@ -93,7 +93,7 @@ def _local_hpath(spark: Any, path: Path) -> Any:
 
 @contextmanager
 def _temporary_dfs_dir(spark: Any, dfs_tmpdir: str | None) -> Iterator[str]:
-    tmp = f"{dfs_tmp_root(spark, dfs_tmpdir).rstrip('/')}/{uuid.uuid4().hex}"
+    tmp = f"{dfs_tmp_root(dfs_tmpdir).rstrip('/')}/{uuid.uuid4().hex}"
     try:
         yield tmp
     finally:
@@ -104,7 +104,7 @@ def _temporary_dfs_dir(spark: Any, dfs_tmpdir: str | None) -> Iterator[str]:
 
 def write_model(spark: Any, model: Any, local_dir: Path, dfs_tmpdir: str | None) -> None:
     """``model.write().save`` into ``local_dir`` (which must not exist), staged when needed."""
-    if not _needs_staging(spark, dfs_tmpdir):
+    if not _needs_staging(spark, dfs_tmpdir, local_dir):
         model.write().save(str(local_dir))
         return
     with _temporary_dfs_dir(spark, dfs_tmpdir) as tmp:
@@ -116,7 +116,7 @@ def write_model(spark: Any, model: Any, local_dir: Path, dfs_tmpdir: str | None)
 
 def read_model(spark: Any, reader: Any, local_dir: Path, dfs_tmpdir: str | None) -> Any:
     """``reader.load`` of the model data in ``local_dir``, staged through the DFS when needed."""
-    if not _needs_staging(spark, dfs_tmpdir):
+    if not _needs_staging(spark, dfs_tmpdir, local_dir):
         return reader.load(str(local_dir))
     with _temporary_dfs_dir(spark, dfs_tmpdir) as tmp:
         fs, hpath = _hadoop(spark, tmp)
