@@ -12,11 +12,15 @@ from mleap_bridge.ops import supported_ops
 from mleap_bridge.runtime import BundleModel, load_bundle
 
 
-def to_bundle(pipeline_model, path, sample_df=None):
-    """Write a fitted Spark pipeline as a JSON bundle (see :mod:`mleap_bridge.spark`)."""
+def to_bundle(pipeline_model, path, sample_df=None, spark_data_dir=None):
+    """Write a fitted Spark pipeline as a JSON bundle (see :mod:`mleap_bridge.spark`).
+
+    ``spark_data_dir``: where Spark ML persistence already saved the same pipeline; its tree
+    tables are reused instead of a temporary save.
+    """
     from mleap_bridge.spark import to_bundle as _to_bundle
 
-    return _to_bundle(pipeline_model, path, sample_df)
+    return _to_bundle(pipeline_model, path, sample_df, spark_data_dir=spark_data_dir)
 
 
 def to_spark(bundle_path):

@@ -6,17 +6,31 @@ from ``sample_df``'s vector columns when one is given. With ``sample_df``, stage
 the data's metadata (an ``IndexToString`` without labels reads them from its input column's
 ML attributes, as Spark does) see ``sample_df`` transformed by the stages before them —
 lazily: only the schema is computed, no Spark job runs.
+
+Ops that read a stage's data in bulk (tree models: their node tables) take it from Spark ML's
+own persistence of the stage, through :func:`persisted_stage`: from ``spark_data_dir`` (the
+directory ``pipeline_model.write().save`` wrote, e.g. a spark-flavor model's ``sparkml/``)
+when given, else from a temporary save of the stage.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import tempfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from spark_models.exceptions import InvalidArgumentError
 
 from mleap_bridge.bundle import Bundle, Node, write_bundle
 from mleap_bridge.ops import spec_for_spark
+
+_logger = logging.getLogger(__name__)
+_STAGE_DIR = re.compile(r"^\d+_(.+)$")  # PipelineModel's stages/<index>_<uid>
 
 
 def _vector_widths(sample_df: Any) -> dict[str, int | None]:
@@ -32,13 +46,42 @@ def _vector_widths(sample_df: Any) -> dict[str, int | None]:
     return widths
 
 
-class _Export:
-    """State carried through the stages: vector widths, and the sample data seen so far."""
+def _stage_uid(directory: Path) -> str | None:
+    """The uid in a Spark ML save's ``metadata/part-*``, or None when there is none."""
+    parts = sorted((directory / "metadata").glob("part-*"))
+    try:
+        return json.loads(parts[0].read_text().splitlines()[0]).get("uid") if parts else None
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
-    def __init__(self, sample_df: Any):
+
+def _saved_stages(root: Path) -> dict[str, Path]:
+    """uid → directory of every stage in a Spark ML save (``root`` itself, nested pipelines too)."""
+    found: dict[str, Path] = {}
+    uid = _stage_uid(root)
+    if uid:
+        found[uid] = root
+    stages = root / "stages"
+    for child in sorted(stages.iterdir()) if stages.is_dir() else ():
+        match = _STAGE_DIR.match(child.name)
+        if match and child.is_dir():
+            found.update(_saved_stages(child))
+            found.setdefault(match.group(1), child)
+    return found
+
+
+class _Export:
+    """State carried through the stages: vector widths, the sample data seen so far, and
+    where Spark ML's persistence of each stage can be read."""
+
+    def __init__(self, sample_df: Any, spark_data_dir: str | Path | None = None):
         self.widths = _vector_widths(sample_df)
         self.original = self.sample_df = sample_df
         self.before: list[Any] = []  # stages already exported (applied to sample_df on demand)
+        self.saved = _saved_stages(Path(spark_data_dir)) if spark_data_dir is not None else {}
+        if spark_data_dir is not None and not self.saved:
+            _logger.warning("spark_data_dir %s holds no Spark ML save; stages will be saved again as needed",
+                            spark_data_dir)
 
     def schema_for(self, column: str) -> Any:
         """A schema holding ``column``: sample_df's own (MLeap is given transformed data), else
@@ -50,6 +93,42 @@ class _Export:
             df = stage.transform(df)
         self.sample_df, self.before = df, []
         return df.schema
+
+
+_EXPORT: ContextVar[_Export | None] = ContextVar("mleap_bridge_export", default=None)
+
+
+def _write_stage(stage: Any, target: Path) -> Path | None:
+    """``stage`` saved by Spark ML persistence into ``target`` (staged through the cluster's file
+    system when executors do not share this disk); None when that fails or is not readable here."""
+    from spark_models.flavors import spark_staging as staging
+
+    spark = staging.active_session(create=False)
+    if spark is None:
+        return None
+    try:
+        staging.write_model(spark, stage, target, None)
+    except Exception as e:  # the caller falls back to reading the stage through py4j
+        _logger.warning("Could not save %s (%s) to read its data in bulk: %s", type(stage).__name__, stage.uid, e)
+        return None
+    if not (target / "metadata").is_dir():  # a Spark Connect server on another machine wrote it there
+        _logger.warning("The Spark Connect server saved %s to %s, which is not readable here", stage.uid, target)
+        return None
+    return target
+
+
+@contextmanager
+def persisted_stage(stage: Any, save: bool = True) -> Iterator[Path | None]:
+    """A directory holding Spark ML's save of ``stage`` (as ``stage.write().save`` writes it):
+    from the current :func:`to_bundle`'s ``spark_data_dir`` when it holds the stage, else (when
+    ``save``) a temporary save deleted on exit; None when neither can be read on this machine."""
+    export = _EXPORT.get()
+    saved = export.saved.get(stage.uid) if export is not None else None
+    if saved is not None or not save:
+        yield saved
+        return
+    with tempfile.TemporaryDirectory(prefix="mleap-bridge-stage-", ignore_cleanup_errors=True) as tmp:
+        yield _write_stage(stage, Path(tmp) / "stage")
 
 
 def _labels_from_metadata(stage: Any, export: _Export) -> Any:
@@ -81,16 +160,24 @@ def _node(stage: Any, export: _Export) -> Node:
     return node
 
 
-def to_bundle(pipeline_model: Any, path: str | Path, sample_df: Any = None) -> Path:
+def to_bundle(pipeline_model: Any, path: str | Path, sample_df: Any = None,
+              spark_data_dir: str | Path | None = None) -> Path:
     """Write a fitted Spark ``PipelineModel`` (or single model) as a JSON bundle at ``path``.
 
     ``path`` ending in ``.zip`` writes a zip file, else a directory. An unsupported stage is
-    an error naming the stage and the supported ones.
+    an error naming the stage and the supported ones. ``spark_data_dir``: a local directory
+    where ``pipeline_model.write().save`` wrote this model (a spark-flavor model's
+    ``sparkml/``); tree models read their nodes from it instead of saving themselves again.
     """
     from pyspark.ml import PipelineModel
 
     model = pipeline_model if isinstance(pipeline_model, PipelineModel) else PipelineModel([pipeline_model])
-    root = _node(model, _Export(sample_df))
+    export = _Export(sample_df, spark_data_dir)
+    token = _EXPORT.set(export)
+    try:
+        root = _node(model, export)
+    finally:
+        _EXPORT.reset(token)
     return write_bundle(Bundle(root, name=model.uid), path)
 
 

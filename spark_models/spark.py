@@ -6,7 +6,8 @@ from spark_models.flavors.spark import (
     load_model,
     save_model,
     transform,
+    udf_conversion,
     udf_unsupported_reason,
 )
 
-__all__ = ["FLAVOR_NAME", "load_model", "save_model", "transform", "_load_pyfunc", "udf_unsupported_reason"]
+__all__ = ["FLAVOR_NAME", "load_model", "save_model", "transform", "_load_pyfunc", "udf_conversion", "udf_unsupported_reason"]

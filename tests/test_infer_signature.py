@@ -8,7 +8,7 @@ import pytest
 
 from spark_models.exceptions import SchemaError
 from spark_models.models import infer_signature
-from spark_models.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema, TensorSpec
+from spark_models.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
 
 def test_from_dataframe_with_every_type():
@@ -74,7 +74,6 @@ def test_unsupported_inputs_explain():
 
 @pytest.mark.spark
 def test_from_spark_dataframe(spark):
-    from pyspark.sql import types as T
 
     df = spark.createDataFrame(
         [(True, 1, 2, 1.5, 2.5, "s", bytearray(b"x"), dt.datetime(2020, 1, 1), dt.date(2020, 1, 1))],

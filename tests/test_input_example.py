@@ -9,7 +9,7 @@ import pytest
 
 import spark_models.pyfunc
 from spark_models.models import Model, ModelSignature
-from spark_models.types import ColSpec, Schema, TensorSpec
+from spark_models.types import ColSpec, Schema
 
 
 class Echo(spark_models.pyfunc.PythonModel):

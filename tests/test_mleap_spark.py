@@ -200,25 +200,36 @@ def test_discrete_ops_match_spark_and_round_trip(spark, train, tmp_path):
         assert rebuilt[c].tolist() == theirs[c].tolist() or np.allclose(rebuilt[c], theirs[c], equal_nan=True), c
 
 
-@pytest.mark.parametrize("kind", ["dt_reg", "rf_reg", "gbt_reg", "dt_clf", "rf_clf", "gbt_clf"])
-def test_tree_models_match_spark(spark, train, tmp_path, kind):
+TREE_KINDS = ["dt_reg", "rf_reg", "gbt_reg", "dt_clf", "rf_clf", "gbt_clf"]
+_TREE_PIPELINES: dict = {}
+
+
+def _tree_pipeline(train, kind):
+    """A fitted StringIndexer → VectorAssembler → tree model pipeline (fitted once per kind)."""
     from pyspark.ml import classification as C
     from pyspark.ml import regression as R
 
-    estimator = {
-        "dt_reg": R.DecisionTreeRegressor(labelCol="y", maxDepth=5),
-        "rf_reg": R.RandomForestRegressor(labelCol="y", numTrees=7, maxDepth=4, seed=3),
-        "gbt_reg": R.GBTRegressor(labelCol="y", maxIter=6, maxDepth=3, seed=3),
-        "dt_clf": C.DecisionTreeClassifier(labelCol="label3", maxDepth=5),
-        "rf_clf": C.RandomForestClassifier(labelCol="label3", numTrees=7, maxDepth=4, seed=3),
-        "gbt_clf": C.GBTClassifier(labelCol="label", maxIter=6, maxDepth=3, seed=3),
-    }[kind]
-    stages = [
-        StringIndexer(inputCol="color", outputCol="color_idx", handleInvalid="keep"),  # a categorical feature
-        VectorAssembler(inputCols=["x1", "x2", "color_idx"], outputCol="features"),
-        estimator,
-    ]
-    model = Pipeline(stages=stages).fit(train)
+    if kind not in _TREE_PIPELINES:
+        estimator = {
+            "dt_reg": R.DecisionTreeRegressor(labelCol="y", maxDepth=5),
+            "rf_reg": R.RandomForestRegressor(labelCol="y", numTrees=7, maxDepth=4, seed=3),
+            "gbt_reg": R.GBTRegressor(labelCol="y", maxIter=6, maxDepth=3, seed=3),
+            "dt_clf": C.DecisionTreeClassifier(labelCol="label3", maxDepth=5),
+            "rf_clf": C.RandomForestClassifier(labelCol="label3", numTrees=7, maxDepth=4, seed=3),
+            "gbt_clf": C.GBTClassifier(labelCol="label", maxIter=6, maxDepth=3, seed=3),
+        }[kind]
+        stages = [
+            StringIndexer(inputCol="color", outputCol="color_idx", handleInvalid="keep"),  # a categorical feature
+            VectorAssembler(inputCols=["x1", "x2", "color_idx"], outputCol="features"),
+            estimator,
+        ]
+        _TREE_PIPELINES[kind] = Pipeline(stages=stages).fit(train)
+    return _TREE_PIPELINES[kind]
+
+
+@pytest.mark.parametrize("kind", TREE_KINDS)
+def test_tree_models_match_spark(spark, train, tmp_path, kind):
+    model = _tree_pipeline(train, kind)
     columns = ["prediction"] if kind.endswith("reg") else ["prediction", "probability", "rawPrediction"]
     _compare(spark, model, _scoring_frame(), columns, tmp_path)
     rebuilt = _spark_output(spark, mleap_bridge.to_spark(tmp_path / "b.zip"), _scoring_frame(), columns)
@@ -228,6 +239,78 @@ def test_tree_models_match_spark(spark, train, tmp_path, kind):
     tree_node = mleap_bridge.read_bundle(tmp_path / "b.zip").root.children[-1]
     text = "".join(v for k, v in tree_node.files.items() if k.endswith("tree.json"))
     assert '"categorical"' in text and '"continuous"' in text  # both split kinds exercised
+
+
+def _bundle_files(bundle):
+    """Every file of a bundle directory but bundle.json (which holds a fresh uid and timestamp)."""
+    return {p.relative_to(bundle).as_posix(): p.read_text() for p in sorted(bundle.rglob("*"))
+            if p.is_file() and p.name != "bundle.json"}
+
+
+def _tree_logs(caplog, uid):
+    return [r.getMessage() for r in caplog.records if r.name == "mleap_bridge.ops.tree_export" and uid in r.getMessage()]
+
+
+@pytest.mark.parametrize("kind", TREE_KINDS)
+def test_tree_export_from_sparks_node_tables_equals_the_py4j_fallback(spark, train, tmp_path, kind, caplog, monkeypatch):
+    import logging
+    import shutil
+
+    from mleap_bridge.ops import tree_export
+    from mleap_bridge.spark import to_bundle
+
+    model = _tree_pipeline(train, kind)
+    uid = model.stages[-1].uid
+    saved = tmp_path / "spark"
+    model.write().save(str(saved))
+    caplog.set_level(logging.DEBUG, logger="mleap_bridge.ops.tree_export")
+    to_bundle(model, tmp_path / "py4j")  # small trees without a saved copy: node by node through py4j
+    assert len(_tree_logs(caplog, uid)) == 1 and "through py4j" in _tree_logs(caplog, uid)[0]
+    expected = _bundle_files(tmp_path / "py4j")
+    assert sum(name.endswith("tree.json") for name in expected) == (1 if kind.startswith("dt") else len(model.stages[-1].trees))
+
+    caplog.clear()
+    to_bundle(model, tmp_path / "saved", spark_data_dir=saved)  # what save_model does with its sparkml/
+    assert f"from {saved}/stages/2_{uid}" in _tree_logs(caplog, uid)[0]
+    assert _bundle_files(tmp_path / "saved") == expected
+
+    caplog.clear()
+    monkeypatch.setattr(tree_export, "_PY4J_MAX_NODES", 0)  # any tree is "large": Spark saves it to a temporary dir
+    to_bundle(model, tmp_path / "temporary")
+    message = _tree_logs(caplog, uid)[0]
+    assert "from " in message and "mleap-bridge-stage-" in message
+    temporary = message.split(" from ")[1].split(" in ")[0]
+    assert not __import__("os").path.exists(temporary)  # deleted after reading
+    assert _bundle_files(tmp_path / "temporary") == expected
+
+    caplog.clear()
+    broken = tmp_path / "broken"
+    shutil.copytree(saved, broken)
+    shutil.rmtree(broken / "stages" / f"2_{uid}" / "data")  # unreadable: the export falls back to py4j
+    to_bundle(model, tmp_path / "fallback", spark_data_dir=broken)
+    logged = _tree_logs(caplog, uid)
+    assert "failed" in logged[0] and "through py4j instead" in logged[0] and "through py4j in" in logged[1]
+    assert _bundle_files(tmp_path / "fallback") == expected
+
+
+def test_tree_export_ignores_a_spark_save_of_another_fit_with_the_same_uids(spark, train, tmp_path, caplog):
+    import logging
+
+    from pyspark.ml.classification import RandomForestClassifier
+
+    from mleap_bridge.spark import to_bundle
+
+    forest = RandomForestClassifier(labelCol="label3", numTrees=3, maxDepth=4, seed=3)
+    pipeline = Pipeline(stages=[VectorAssembler(inputCols=["x1", "x2"], outputCol="features"), forest])
+    deep, shallow = pipeline.fit(train), pipeline.fit(train, {forest.maxDepth: 1})
+    assert deep.stages[-1].uid == shallow.stages[-1].uid  # Pipeline.fit names models after their estimators
+    deep.write().save(str(tmp_path / "deep"))
+    caplog.set_level(logging.DEBUG, logger="mleap_bridge.ops.tree_export")
+    to_bundle(shallow, tmp_path / "b", spark_data_dir=tmp_path / "deep")
+    logged = _tree_logs(caplog, forest.uid)
+    assert "holds" in logged[0] and "nodes" in logged[0] and "through py4j instead" in logged[0]
+    to_bundle(shallow, tmp_path / "expected")
+    assert _bundle_files(tmp_path / "b") == _bundle_files(tmp_path / "expected")
 
 
 @pytest.mark.parametrize("kind", ["svc", "nb_multinomial", "nb_bernoulli", "nb_gaussian", "kmeans", "kmeans_cosine"])

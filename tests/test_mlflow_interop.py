@@ -1,6 +1,5 @@
 """Models cross between real MLflow (mlflow-skinny) and spark-models in both directions."""
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -8,7 +7,7 @@ import pytest
 
 import spark_models.pyfunc
 import spark_models.sklearn
-from spark_models.models import Model, infer_signature
+from spark_models.models import infer_signature
 from tests.isolation import run_json, run_python
 
 pytest.importorskip("mlflow")

@@ -57,17 +57,22 @@ os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 sys.path.insert(0, {root!r})
 from conftest import spark_builder
 import spark_models.spark
+from spark_models.mlmodel import Model
 spark = spark_builder("local-cluster[2,1,1024]").config("spark.executor.memory", "512m").getOrCreate()
 ''' + PIPELINE + LOG_CAPTURE + r'''
 base = Path(tempfile.mkdtemp())
 dfs = base / "dfs"  # not created here: only staging through it creates it
 out = {{}}
+logging.getLogger("mleap_bridge.ops.tree_export").addHandler(captured)
+logging.getLogger("mleap_bridge.ops.tree_export").setLevel(logging.DEBUG)
 for name, model in (("lr", lr), ("rf", rf)):
     spark_models.spark.save_model(model, base / name, dfs_tmpdir=dfs.as_uri())
     staged_after_save = sorted(os.listdir(dfs))
     loaded = spark_models.spark.load_model(str(base / name), dfs_tmpdir=dfs.as_uri())
     out[name] = {{"same": preds(loaded) == preds(model), "left_in_dfs": staged_after_save + sorted(os.listdir(dfs)),
-                 "has_data": (base / name / "sparkml" / "stages").is_dir()}}
+                 "has_data": (base / name / "sparkml" / "stages").is_dir(),
+                 "bundle": "mleap" in Model.load(base / name).flavors}}
+out["tree_reads"] = [m for _, m in captured.records if m.startswith("Read ")]
 # the default staging dir on a non-local master: /tmp/spark-models-dfs on the default (here local) file system
 default_root = Path("/tmp/spark-models-dfs")
 before = set(os.listdir(default_root)) if default_root.is_dir() else set()
@@ -85,7 +90,9 @@ spark.stop()
 def test_save_and_load_stage_through_a_dfs_dir_under_local_cluster():
     out = run_json(CLUSTER.format(root=ROOT))
     for name in ("lr", "rf"):
-        assert out[name] == {"same": True, "left_in_dfs": [], "has_data": True}, name
+        assert out[name] == {"same": True, "left_in_dfs": [], "has_data": True, "bundle": True}, name
+    reads = out["tree_reads"]  # the forest's nodes come from the sparkml/ copied back from the DFS
+    assert len(reads) == 1 and "/rf/sparkml/stages/1_" in reads[0], reads
     default = out["default"]
     assert default["same"] is True
     assert len(default["staged"]) == 2 and all(p.startswith("/tmp/spark-models-dfs/") for p in default["staged"])
@@ -140,9 +147,15 @@ out["same"] = preds(spark_models.spark.load_model(str(base / "lr"))) == preds(lr
 for runtime in ("auto", "spark"):
     model = spark_models.pyfunc.load_model(str(base / "lr"), model_config={"runtime": runtime})
     out[runtime] = [type(model._model_impl).__name__, model.predict(frame).tolist() == preds(lr)]
-spark_models.spark.save_model(rf, base / "rf")
-out["rf"] = ["mleap" in Model.load(base / "rf").flavors,
-             spark_models.pyfunc.load_model(str(base / "rf")).predict(frame).tolist() == preds(rf)]
+spark_models.spark.save_model(rf, base / "rf")  # the forest's nodes are read from the sparkml/ the server wrote
+rf_pyfunc = spark_models.pyfunc.load_model(str(base / "rf"))
+out["rf"] = ["mleap" in Model.load(base / "rf").flavors, type(rf_pyfunc._model_impl).__name__,
+             rf_pyfunc.predict(frame).tolist() == preds(rf)]
+import mleap_bridge
+mleap_bridge.to_bundle(rf, base / "rf_direct")  # a temporary save by the (local) server
+out["rf_direct"] = mleap_bridge.load_bundle(base / "rf_direct").transform(frame)["prediction"].tolist() == preds(rf)
+spark_models.spark.save_model(lr, base / "lr_plain", mleap=False)
+out["udf_refused"] = error_of(lambda: spark_models.pyfunc.spark_udf(spark, str(base / "lr_plain")))
 out["save_unsupported"] = error_of(lambda: spark_models.spark.save_model(PipelineModel([ThirdParty()]), base / "tp"))
 out["tp_removed"] = not (base / "tp").exists()
 size = "spark.connect.session.connectML.mlCache.memoryControl.maxModelSize"
@@ -167,7 +180,10 @@ def test_spark_connect_session_saves_loads_and_names_what_it_cannot_do():
     assert len(out["dfs_warning"]) == 1 and "ignored under Spark Connect" in out["dfs_warning"][0]
     assert out["dfs_created"] is False
     assert out["auto"] == ["BundlePyfunc", True] and out["spark"] == ["SparkPipelinePyfunc", True]
-    assert out["rf"][1] is True  # saved (with a bundle or, where the bridge cannot export it here, without) and scored
+    assert out["rf"] == [True, "BundlePyfunc", True] and out["rf_direct"] is True  # Connect-fitted forests get a bundle
+    kind, message = out["udf_refused"]  # no classic session to convert a bundle-less pipeline with
+    assert kind == "NotSupportedError" and "/lr_plain" in message and "classic SparkSession" in message
+    assert "spark_models.spark.transform(df, " in message and "save_model(spark_models.spark.load_model(" in message
     kind, message = out["save_unsupported"]
     assert kind == "NotSupportedError" and "Spark Connect cannot save" in message
     assert "ThirdParty" in message and "com.example.ml.ThirdPartyTransformer" in message and "/tp/sparkml" in message

@@ -112,15 +112,52 @@ def test_mlflow_models_load_here_without_mlflow(spark, pipelines, frame, tmp_pat
     assert out["mlflow_importable"] is False
 
 
-def test_spark_udf_on_an_mlflow_model_says_how_to_add_a_bundle(spark, pipelines, frame, tmp_path):
+def _snapshot(directory):
+    """Every file's relative path, bytes and modification time."""
+    return {p.relative_to(directory).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(Path(directory).rglob("*")) if p.is_file()}
+
+
+def test_spark_udf_scores_an_mlflow_model_through_a_converted_copy(spark, pipelines, frame, tmp_path):
+    from udf.shipping import archive_name, content_hash
+
     theirs = str(tmp_path / "theirs")
     mlflow_spark.save_model(pipelines["ohe_rf"], theirs, pip_requirements=["pyspark"])
+    before = _snapshot(theirs)
+    assert "mleap" not in Model.load(theirs).flavors
+    u = spark_models.pyfunc.spark_udf(spark, theirs)
+    scored = spark.createDataFrame(frame).withColumn("p", u("x", "kind")).toPandas()
+    np.testing.assert_array_equal(scored["p"].to_numpy(), _expected(spark, pipelines["ohe_rf"], frame))
+    assert _snapshot(theirs) == before  # the user's directory is only read
+    shipped = Path(u._body.local_dir)
+    assert shipped != Path(theirs) and Model.load(shipped).flavors["mleap"]["model_data"] == "mleap/model"
+    assert Model.load(shipped).flavors["spark"] == Model.load(theirs).flavors["spark"]
+    assert u._body.key == content_hash(shipped) != content_hash(Path(theirs))  # the archive is the converted content
+    assert u._body.archive == archive_name(u._body.key)
+    again = spark_models.pyfunc.spark_udf(spark, theirs)  # converted once per content, then reused
+    assert Path(again._body.local_dir) == shipped and again._body.key == u._body.key
+
+
+def test_spark_udf_refuses_an_mlflow_model_with_a_stage_the_bridge_cannot_export(spark, frame, tmp_path):
+    from pyspark.ml.feature import SQLTransformer
+    from pyspark.ml.regression import LinearRegression
+
+    from udf.shipping import _archive_root, content_hash
+
+    df = spark.createDataFrame(frame.assign(label=frame.x * 2))
+    pipeline = Pipeline(stages=[SQLTransformer(statement="SELECT *, x * x AS x2 FROM __THIS__"),
+                                VectorAssembler(inputCols=["x", "x2"], outputCol="features"),
+                                LinearRegression(maxIter=5)]).fit(df)
+    theirs = str(tmp_path / "sql")
+    mlflow_spark.save_model(pipeline, theirs, pip_requirements=["pyspark"])
+    before = _snapshot(theirs)
     with pytest.raises(NotSupportedError) as refused:
         spark_models.pyfunc.spark_udf(spark, theirs)
     message = str(refused.value)
-    assert "although mleap_bridge supports all its stages" in message
-    assert f"spark_models.spark.save_model(spark_models.spark.load_model({theirs!r}), new_path)" in message
-    resaved = str(tmp_path / "resaved")  # following the advice gives the workers a bundle
-    spark_models.spark.save_model(spark_models.spark.load_model(theirs), resaved)
-    scored = spark.createDataFrame(frame).withColumn("p", spark_models.pyfunc.spark_udf(spark, resaved)("x", "kind"))
-    np.testing.assert_array_equal(scored.toPandas()["p"].to_numpy(), _expected(spark, pipelines["ohe_rf"], frame))
+    assert f"spark_udf cannot score {theirs!r}" in message
+    assert f"SQLTransformer ({pipeline.stages[0].uid})" in message and "SparkContext" in message
+    assert f"spark_models.spark.load_model({theirs!r}).transform(df)" in message
+    assert f"spark_models.spark.transform(df, {theirs!r})" in message
+    assert _snapshot(theirs) == before
+    key = content_hash(Path(theirs))
+    assert [p.name for p in (_archive_root() / "converted").iterdir() if key in p.name] == []  # nothing left behind

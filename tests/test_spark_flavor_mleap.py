@@ -86,8 +86,11 @@ def test_mleap_false_opts_out(spark, lr_pipeline, train, tmp_path):  # noqa: F81
     assert "mleap" not in meta.flavors and not (tmp_path / "m" / "mleap").exists()
     assert meta.flavors["spark"]["mleap_skipped"] == "saved with mleap=False"
     assert _impl(uri) == "SparkPipelinePyfunc"
-    with pytest.raises(NotSupportedError, match=r"mleap=False.*transform\(df"):
-        spark_models.pyfunc.spark_udf(spark, uri)
+    u = spark_models.pyfunc.spark_udf(spark, uri)  # the workers score a converted copy with a bundle
+    assert not (tmp_path / "m" / "mleap").exists() and "mleap" in Model.load(u._body.local_dir).flavors
+    frame = _scoring_frame()
+    scored = spark.createDataFrame(frame).withColumn("p", u("x1", "x2", "color")).toPandas()
+    np.testing.assert_array_equal(scored["p"].to_numpy(), _spark_predictions(spark, lr_pipeline, frame).to_numpy())
     with pytest.raises(InvalidArgumentError, match="sample_input.*mleap=False"):
         spark_models.spark.save_model(lr_pipeline, tmp_path / "a", sample_input=train, mleap=False)
     with pytest.raises(InvalidArgumentError, match=r"mleap must be 'auto', True or False, got 'yes'"):

@@ -35,7 +35,21 @@ df = spark.range(0, 2000, numPartitions=4).selectExpr("cast(id as double) as x")
 rows = df.withColumn("p", u("x")).collect()
 imports = {{r.m for r in df.select(spark_models.pyfunc.spark_udf(spark, path + "-imports", result_type="string")("x").alias("m")).collect()}}
 pids = df.rdd.mapPartitions(lambda _: [os.getpid()]).distinct().count()
-print(json.dumps({{"n": len(rows), "ok": all(r.p == r.x + 1 for r in rows), "executor_pids": pids, "worker_imports": sorted(imports)}}))
+
+# a Spark ML pipeline saved without a bundle: converted on the driver, the copy shipped to the executors
+from pyspark.ml import Pipeline
+from pyspark.ml.feature import VectorAssembler
+from pyspark.ml.regression import GBTRegressor
+import spark_models.spark
+train = spark.range(0, 200).selectExpr("cast(id % 13 as double) as x", "cast(id % 5 as double) as z",
+                                       "cast((id % 13) * (id % 5) as double) as label")
+gbt = Pipeline(stages=[VectorAssembler(inputCols=["x", "z"], outputCol="features"),
+                       GBTRegressor(maxIter=5, maxDepth=3, seed=1)]).fit(train)
+spark_models.spark.save_model(gbt, path + "-gbt", mleap=False)
+scored = gbt.transform(train).withColumn("p", spark_models.pyfunc.spark_udf(spark, path + "-gbt")("x", "z"))
+gbt_ok = all(r.p == r.prediction for r in scored.collect())
+print(json.dumps({{"n": len(rows), "ok": all(r.p == r.x + 1 for r in rows), "executor_pids": pids, "worker_imports": sorted(imports),
+                  "gbt_ok": gbt_ok, "gbt_dir": sorted(os.listdir(path + "-gbt"))}}))
 spark.stop()
 '''
 
@@ -44,7 +58,8 @@ def test_local_cluster_ships_model_to_separate_executors():
     from pathlib import Path
 
     out = run_json(SCRIPT.format(root=str(Path(__file__).resolve().parents[1])))
-    assert out == {"n": 2000, "ok": True, "executor_pids": out["executor_pids"], "worker_imports": [""]}
+    assert out == {"n": 2000, "ok": True, "executor_pids": out["executor_pids"], "worker_imports": [""], "gbt_ok": True,
+                   "gbt_dir": ["MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt", "sparkml"]}
     assert out["executor_pids"] >= 2
 
 

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from pathlib import Path
 from typing import Any, Iterator, Tuple
 
 import pandas as pd
@@ -42,24 +43,34 @@ def _ship(spark, local_dir, key: str) -> str:
     return archive_name(key)
 
 
-def _check_runs_in_tasks(meta, model_uri: str) -> None:
-    """Fail now, on the driver, when the model's loader says it cannot run inside a task."""
+def _dir_for_tasks(spark: Any, meta: Any, local_dir: Path, model_uri: str) -> Path:
+    """The model directory to ship: ``local_dir``, or a copy the loader converts for the workers
+    (a Spark ML pipeline gets an MLeap bundle). Fails now, on the driver, when the loader says
+    the model cannot run inside a task."""
     import importlib
 
     from spark_models.exceptions import NotSupportedError
     from spark_models.flavors.registry import loader_module_name
+    from udf.shipping import converted_model_dir
 
     loader = meta.get_flavor("python_function").get("loader_module")
     if not loader:
-        return
+        return local_dir
     try:
         module = importlib.import_module(loader_module_name(loader))
     except ImportError:
-        return  # the workers report a missing loader with the model's requirements
-    check = getattr(module, "udf_unsupported_reason", None)
-    reason = check(model_uri) if check is not None else None
+        return local_dir  # the workers report a missing loader with the model's requirements
+    convert, check = getattr(module, "udf_conversion", None), getattr(module, "udf_unsupported_reason", None)
+    try:
+        if convert is not None:
+            build = convert(spark, local_dir, model_uri)
+            return local_dir if build is None else converted_model_dir(local_dir, module.__name__, build)
+        reason = check(model_uri) if check is not None else None
+    except NotSupportedError as e:
+        raise NotSupportedError(f"spark_udf cannot score {model_uri!r}: {e}") from e
     if reason:
         raise NotSupportedError(f"spark_udf cannot score {model_uri!r}: {reason}")
+    return local_dir
 
 
 def _scoring_udf(body, return_type):
@@ -131,7 +142,10 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     Args:
         spark: the SparkSession (classic or Spark Connect) the UDF will run in.
         model_uri: a model directory or URI; resolved once on the driver and shipped to
-            the executors, where each Python worker loads it once.
+            the executors, where each Python worker loads it once. A Spark ML pipeline
+            without an MLeap bundle (e.g. saved by MLflow) is first converted on the driver
+            (classic SparkSession only) into a copy with one, cached per model content; the
+            model directory itself is never changed.
         result_type: a Spark DataType or type string (``"double"``, ``"array<double>"``,
             ``"struct<label:int,score:double>"``); None derives it from the signature's
             outputs (``double`` without one). An output type Spark cannot return from here
@@ -176,9 +190,9 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     from udf.result_types import parse_result_type
 
     _check_arguments(env_manager, batch_size)
-    local_dir = resolve_model_uri(model_uri)
+    source_dir = resolve_model_uri(model_uri)
+    local_dir = _dir_for_tasks(spark, Model.load(source_dir), source_dir, os.fspath(model_uri))
     meta = Model.load(local_dir)
-    _check_runs_in_tasks(meta, os.fspath(model_uri))
     signature = meta.signature
     params = enforce_params(params, signature.params) if signature is not None else params
     return_type = parse_result_type(result_type, signature)

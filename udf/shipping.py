@@ -1,20 +1,26 @@
 """Model shipping: the driver archives the model once; each worker extracts it once.
 
 The archive name carries a hash of the model's files, so a changed model is a new archive
-and a worker's extracted copy is valid for as long as it exists.
+and a worker's extracted copy is valid for as long as it exists. A model the workers cannot
+score as it is (a Spark ML pipeline without an MLeap bundle) is converted on the driver into
+a copy, also kept per content hash and reused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from spark_models.exceptions import MalformedModelError, UnsafeModelError
 
 _ARCHIVE_PREFIX = "spark-models-"
+_logger = logging.getLogger(__name__)
 
 
 def content_hash(model_dir: Path) -> str:
@@ -62,6 +68,35 @@ def build_archive(model_dir: Path, key: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def converted_model_dir(model_dir: Path, tag: str, build: Callable[[Path], None]) -> Path:
+    """A converted copy of ``model_dir``, written by ``build(new_dir)`` once per content of
+    ``model_dir``, ``tag`` and spark-models version, and reused (``model_dir`` is never changed).
+
+    Copies live next to the archives, in this user's private directory; a failed build leaves
+    nothing behind.
+    """
+    from spark_models import __version__
+
+    root = _archive_root() / "converted"
+    root.mkdir(mode=0o700, exist_ok=True)
+    target = root / f"{content_hash(model_dir)}-{tag}-{__version__}"
+    if (target / "MLmodel").is_file():
+        _logger.info("Reusing the %s copy of %s at %s", tag, model_dir, target)
+        return target
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+    try:
+        build(tmp / "model")
+        try:
+            os.replace(tmp / "model", target)  # atomic: readers never see a half-built copy
+        except OSError:  # another process won the race; its copy is built from the same content
+            if not (target / "MLmodel").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _logger.info("Wrote the %s copy of %s to %s", tag, model_dir, target)
+    return target
 
 
 def archive_name(key: str) -> str:

@@ -1,25 +1,28 @@
 """Decision trees and ensembles: decision_tree_*, random_forest_*, gbt_* (regression and classifier).
 
 A tree is stored as ``tree.json``: newline-delimited JSON nodes in pre-order. Scoring walks
-all rows down the tree at once, one level per step. Spark export reads the fitted trees
-through the JVM (``rootNode``); import builds them with the JVM tree classes.
+all rows down the tree at once, one level per step. Spark export reads the node tables Spark
+ML's own persistence writes (parquet, read with pyarrow), falling back to reading every node
+through the JVM (``rootNode``); import builds the trees with the JVM tree classes.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Callable
 
 import numpy as np
 
-from spark_models.exceptions import MalformedModelError
 
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
 from mleap_bridge.frame import Frame, as_float
 from mleap_bridge.ops import OpSpec, register
+from mleap_bridge.ops.tree_export import trees_of
 
 Kernel = Callable[[Frame], None]
+_logger = logging.getLogger(__name__)
 
 
 class Tree:
@@ -160,37 +163,6 @@ def _gbt_classifier(node: Node) -> Kernel:
     return run
 
 
-# ---- Spark export -----------------------------------------------------------------------
-
-def _line(value: dict[str, Any]) -> str:
-    try:
-        return json.dumps(value, allow_nan=False)
-    except ValueError:
-        raise MalformedModelError(f"a tree node holds a non-finite number, which tree.json cannot store: {value}") from None
-
-
-def _export_node(java_node: Any, classification: bool, out: list[str]) -> None:
-    if java_node.getClass().getSimpleName() == "LeafNode":
-        values = list(java_node.impurityStats().stats()) if classification else [java_node.prediction()]
-        out.append(_line({"type": "leaf", "values": [float(v) for v in values]}))
-        return
-    split = java_node.split()
-    if split.getClass().getSimpleName() == "ContinuousSplit":
-        spec = {"type": "continuous", "featureIndex": split.featureIndex(), "threshold": split.threshold()}
-    else:
-        spec = {"type": "categorical", "featureIndex": split.featureIndex(), "numCategories": split.numCategories(),
-                "categories": [float(c) for c in split.leftCategories()], "isLeft": True}
-    out.append(_line({"type": "internal", "split": spec}))
-    _export_node(java_node.leftChild(), classification, out)
-    _export_node(java_node.rightChild(), classification, out)
-
-
-def _tree_text(java_tree: Any, classification: bool) -> str:
-    lines: list[str] = []
-    _export_node(java_tree.rootNode(), classification, lines)
-    return "\n".join(lines) + "\n"
-
-
 _OPS = {
     "DecisionTreeRegressionModel": ("decision_tree_regression", False, False),
     "DecisionTreeClassificationModel": ("decision_tree_classifier", True, False),
@@ -214,19 +186,19 @@ def _from_spark(stage: Any, shapes: dict) -> Node:
     outputs = [(p, c) for p, c in outputs if c]
     for port, c in outputs:
         shapes[c] = None if port == "prediction" else attributes["num_classes"]["long"]
+    texts, weights = trees_of(stage, ensemble, classification)
     files = {}
     if ensemble:
-        java_trees = stage._java_obj.trees()
-        names = [f"tree{i}" for i in range(len(java_trees))]
+        names = [f"tree{i}" for i in range(len(texts))]
         attributes["trees"] = A.listed("string", names)
-        attributes["tree_weights"] = A.listed("double", list(stage.treeWeights))
+        attributes["tree_weights"] = A.listed("double", weights)
         tree_op = "decision_tree_classifier" if classification else "decision_tree_regression"
-        for name, java_tree in zip(names, java_trees):
-            files[f"{name}/tree.json"] = _tree_text(java_tree, classification)
+        for name, text in zip(names, texts):
+            files[f"{name}/tree.json"] = text
             files[f"{name}/model.json"] = json.dumps({"op": tree_op, "attributes": {
                 "num_features": A.scalar("long", stage.numFeatures)}})
     else:
-        files["tree.json"] = _tree_text(stage._java_obj, classification)
+        files["tree.json"] = texts[0]
     return Node(stage.uid, op, attributes, [("features", stage.getFeaturesCol())], outputs, files=files)
 
 

@@ -17,20 +17,23 @@ Scoring paths:
   there is one (never starts Spark), else the pipeline through the active SparkSession (a
   local one is started when there is none). ``model_config={"runtime": "spark"|"mleap"}``
   forces a path.
-- ``spark_udf`` — the workers score the bundle in numpy. A pipeline without a bundle cannot
-  run inside a Spark task (it would need a SparkContext there); creating the UDF then fails
-  with a message naming the stages the bridge cannot export and pointing to ``transform``.
+- ``spark_udf`` — the workers score the bundle in numpy. A pipeline without a bundle (saved
+  by MLflow, or with ``mleap=False``) is converted on the driver into a copy with one
+  (:func:`udf_conversion`); a pipeline cannot run inside a Spark task (it would need a
+  SparkContext there), so when a stage cannot be exported, or under Spark Connect, creating
+  the UDF fails with a message naming why and pointing to ``transform``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from spark_models.environment import default_requirements
 from spark_models.exceptions import InvalidArgumentError, MalformedModelError, NotSupportedError, SchemaError
@@ -200,12 +203,12 @@ def _add_mleap(mlflow_model: Model, model_dir: Path, pipeline: Any, sample_input
 
 
 def _write_bundle(mlflow_model: Model, model_dir: Path, pipeline: Any, strict: bool) -> str | None:
-    import mleap_bridge
     from mleap_bridge.bundle import BUNDLE_VERSION
+    from mleap_bridge.spark import to_bundle
 
     started = time.perf_counter()
-    try:
-        mleap_bridge.to_bundle(pipeline, model_dir / MLEAP_DATA)
+    try:  # tree models read their nodes from the sparkml/ directory just written
+        to_bundle(pipeline, model_dir / MLEAP_DATA, spark_data_dir=model_dir / MODEL_DATA)
     except Exception as e:
         if strict:
             raise
@@ -214,8 +217,7 @@ def _write_bundle(mlflow_model: Model, model_dir: Path, pipeline: Any, strict: b
             _logger.warning("mleap_bridge failed to export %s (%s: %s)", type(pipeline).__name__, type(e).__name__, e)
         return f"mleap_bridge could not export it: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     mlflow_model.add_flavor("mleap", mleap_version=BUNDLE_VERSION, model_data=MLEAP_DATA)
-    _logger.info("Wrote an MLeap bundle to %s in %.1fs (pass mleap=False to skip it)",
-                 model_dir / MLEAP_DATA, time.perf_counter() - started)
+    _logger.info("Wrote an MLeap bundle to %s in %.1fs", model_dir / MLEAP_DATA, time.perf_counter() - started)
     return None
 
 
@@ -353,25 +355,76 @@ def _why_no_bundle(model_dir: Path, meta: Model, uri: str) -> str:
     return f"it was saved without one (by MLflow, or by an older spark-models); {resave} if mleap_bridge supports its stages"
 
 
+def _scores_in_tasks(meta: Model) -> bool:
+    """An ``mleap`` flavor lets the workers score it in numpy; ``pyspark.ml.connect`` models run on pandas."""
+    conf = meta.flavors.get(FLAVOR_NAME, {})
+    return "mleap" in meta.flavors or str(conf.get("model_class", "")).startswith(_CONNECT_ML_PREFIX)
+
+
+def _udf_refusal(uri: str, why: str) -> str:
+    return (
+        f"it has no MLeap bundle to score in numpy ({why}), and a Spark ML pipeline needs a SparkContext, which "
+        "does not exist inside a Spark task. Score it on the driver with Spark instead: "
+        f"spark_models.spark.load_model({uri!r}).transform(df), or spark_models.spark.transform(df, {uri!r}) to "
+        "keep df's columns plus the prediction columns."
+    )
+
+
 def udf_unsupported_reason(model_uri: str) -> str | None:
-    """Why ``spark_udf`` cannot run this model inside Spark tasks (None when it can: an
-    ``mleap`` flavor lets the workers score it in numpy, and ``pyspark.ml.connect`` models
-    run on pandas)."""
+    """Why ``spark_udf`` cannot run this model inside Spark tasks as it is (None when it can:
+    an ``mleap`` flavor lets the workers score it in numpy, and ``pyspark.ml.connect`` models
+    run on pandas). ``spark_udf`` itself first tries :func:`udf_conversion`."""
     try:
         model_dir = resolve_model_uri(model_uri)
         meta = Model.load(model_dir)
     except Exception:  # an unreadable model fails later with its own message
         return None
-    conf = meta.flavors.get(FLAVOR_NAME, {})
-    if "mleap" in meta.flavors or str(conf.get("model_class", "")).startswith(_CONNECT_ML_PREFIX):
+    if _scores_in_tasks(meta):
         return None
     uri = os.fspath(model_uri)
-    return (
-        f"it has no MLeap bundle to score in numpy ({_why_no_bundle(model_dir, meta, uri)}), and a Spark ML "
-        "pipeline needs a SparkContext, which does not exist inside a Spark task. Score it on the driver with "
-        f"Spark instead: spark_models.spark.load_model({uri!r}).transform(df), or "
-        f"spark_models.spark.transform(df, {uri!r}) to keep df's columns plus the prediction columns."
-    )
+    return _udf_refusal(uri, _why_no_bundle(model_dir, meta, uri))
+
+
+def udf_conversion(spark: Any, model_dir: Path, model_uri: str) -> Callable[[Path], None] | None:
+    """How ``spark_udf`` gets a model its workers can score: None when ``model_dir`` ships as it
+    is; else a function writing a copy of it with an MLeap bundle (and ``mleap`` flavor) into a
+    new directory, on the driver. Converting needs a classic SparkSession: under Spark Connect
+    this is a NotSupportedError saying what to do instead."""
+    meta = Model.load(model_dir)
+    if _scores_in_tasks(meta):
+        return None
+    uri = os.fspath(model_uri)
+    if staging.is_connect(spark):
+        raise NotSupportedError(
+            "it has no MLeap bundle for the workers to score in numpy, and spark_udf converts a Spark ML pipeline "
+            "to one only with a classic SparkSession, not Spark Connect. Re-save it with spark_models.spark."
+            f"save_model(spark_models.spark.load_model({uri!r}), new_path), which writes a bundle when "
+            "mleap_bridge supports every stage, or score it on the driver with Spark: "
+            f"spark_models.spark.load_model({uri!r}).transform(df) or spark_models.spark.transform(df, {uri!r})."
+        )
+    return functools.partial(_write_bundled_copy, model_dir, uri)
+
+
+def _write_bundled_copy(model_dir: Path, uri: str, dest: Path) -> None:
+    """Copy ``model_dir`` to ``dest`` (new) and add an MLeap bundle; refuses, naming the stages,
+    when mleap_bridge cannot export the pipeline. ``model_dir`` is only read."""
+    started = time.perf_counter()
+    shutil.copytree(model_dir, dest)
+    shutil.rmtree(dest / "mleap", ignore_errors=True)
+    meta = Model.load(dest)
+    conf = meta.flavors.get(FLAVOR_NAME, {})
+    if conf.get("model_data", MODEL_DATA) != MODEL_DATA:
+        raise NotSupportedError(_udf_refusal(uri, f"its Spark ML data is in {conf['model_data']!r}, not {MODEL_DATA!r}"))
+    pipeline = _load_from_dir(model_dir)
+    unsupported = unsupported_mleap_stages(pipeline)
+    reason = f"mleap_bridge cannot export stage(s) {', '.join(unsupported)}" if unsupported else None
+    reason = reason or _write_bundle(meta, dest, pipeline, strict=False)
+    if reason:
+        raise NotSupportedError(_udf_refusal(uri, reason))
+    conf.pop(MLEAP_SKIPPED, None)
+    meta.save(dest)
+    _write_mleap_schema(dest, meta.signature)
+    _logger.info("spark_udf: %s has no MLeap bundle; made a copy with one in %.1fs", uri, time.perf_counter() - started)
 
 
 def transform(df: Any, model: Any, output_cols: Sequence[str] | None = None, vectors_as_arrays: bool = False) -> Any:
