@@ -1,4 +1,5 @@
-"""Shared fixtures: one local SparkSession for the whole run, and a fresh model path."""
+"""Shared fixtures: one local SparkSession for the whole run, a fresh model path, and the
+fitted Spark ML pipelines of ``tests/helpers/spark_pipelines.py``."""
 
 from __future__ import annotations
 
@@ -7,27 +8,14 @@ import sys
 
 import pytest
 
+from tests.helpers.sessions import spark_builder
+
+pytest_plugins = ["tests.helpers.spark_pipelines"]
+
 # Workers must run this interpreter, not whatever "python" is first on PATH.
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-
-
-def spark_builder(master: str = "local[2]"):
-    """A SparkSession builder with the settings every test session uses."""
-    from pyspark.sql import SparkSession
-
-    return (
-        SparkSession.builder.master(master)
-        .appName("spark-models-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.driver.memory", "2g")
-        .config("spark.sql.session.timeZone", "UTC")
-    )
 
 
 @pytest.fixture(scope="session")

@@ -81,9 +81,9 @@ def main() -> None:
     row_us = _median_us(lambda: runtime.transform_row(row), ns.row_calls)
     frame_us = _median_us(lambda: runtime.transform(frame), ns.row_calls)
 
-    from conftest import spark_builder
+    from bench.sessions import bench_session
 
-    spark = spark_builder("local[2]").getOrCreate()
+    spark = bench_session("local[2]")
     spark.sparkContext.setLogLevel("ERROR")
     pipeline = mleap_bridge.to_spark(BUNDLE)
     spark_row_us = _median_us(lambda: pipeline.transform(spark.createDataFrame(frame)).select("price_prediction").collect(), 50)

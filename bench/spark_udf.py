@@ -76,14 +76,9 @@ def _raw_predict_seconds(path: str, rows: int) -> float:
 # ---- inside a child process ------------------------------------------------------------
 
 def _session():
-    from pyspark.sql import SparkSession
+    from bench.sessions import bench_session
 
-    spark = (
-        SparkSession.builder.master(f"local[{CORES}]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
+    spark = bench_session(f"local[{CORES}]")
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

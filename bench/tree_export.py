@@ -32,9 +32,9 @@ _logger = logging.getLogger("bench.tree_export")
 
 
 def _session():
-    from conftest import spark_builder
+    from bench.sessions import bench_session
 
-    spark = spark_builder("local[2]").getOrCreate()
+    spark = bench_session("local[2]")
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

@@ -9,7 +9,6 @@ import os
 import sys
 import tempfile
 
-import pandas as pd
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 

@@ -16,7 +16,7 @@ from spark_models.exceptions import NotSupportedError
 def gateway() -> Any:
     from pyspark import SparkContext
 
-    from spark_models.flavors.spark_staging import active_session, is_connect
+    from spark_models.sessions import active_session, is_connect
 
     spark = active_session()
     if is_connect(spark):

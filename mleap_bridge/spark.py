@@ -101,9 +101,10 @@ _EXPORT: ContextVar[_Export | None] = ContextVar("mleap_bridge_export", default=
 def _write_stage(stage: Any, target: Path) -> Path | None:
     """``stage`` saved by Spark ML persistence into ``target`` (staged through the cluster's file
     system when executors do not share this disk); None when that fails or is not readable here."""
-    from spark_models.flavors import spark_staging as staging
+    from spark_models import staging
+    from spark_models.sessions import active_session
 
-    spark = staging.active_session(create=False)
+    spark = active_session(create=False)
     if spark is None:
         return None
     try:

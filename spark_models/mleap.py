@@ -1,5 +1,7 @@
-"""The mleap flavor (MLflow 1.x's ``mlflow.mleap``); implemented in ``spark_models.flavors.mleap``."""
+"""The mleap flavor (MLflow 1.x's ``mlflow.mleap``); implemented in ``spark_models.flavors.mleap``.
 
-from spark_models.flavors.mleap import FLAVOR_NAME, _load_pyfunc, add_to_model, load_model, save_model
+This module is the ``loader_module`` written in MLmodel; it exports the flavor's ``__all__``.
+"""
 
-__all__ = ["FLAVOR_NAME", "add_to_model", "load_model", "save_model", "_load_pyfunc"]
+from spark_models.flavors.mleap import *  # noqa: F401,F403
+from spark_models.flavors.mleap import __all__  # noqa: F401

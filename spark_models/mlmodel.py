@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from spark_models.exceptions import FlavorNotFoundError, MalformedModelError, ModelNotFoundError
-from spark_models.signature import ModelSignature
+from spark_models.schema.signature import ModelSignature
 
 _logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class Model:
 
     def load_input_example(self, path: str | os.PathLike) -> Any:
         """The saved input example, as the kind of object it was saved from (or None)."""
-        from spark_models.input_example import load_input_example
+        from spark_models.schema.input_example import load_input_example
 
         return load_input_example(self, Path(path))
 

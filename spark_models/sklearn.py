@@ -1,5 +1,8 @@
-"""The sklearn flavor (MLflow's ``mlflow.sklearn``); implemented in ``spark_models.flavors.sklearn``."""
+"""The sklearn flavor (MLflow's ``mlflow.sklearn``); implemented in ``spark_models.flavors.sklearn``.
 
-from spark_models.flavors.sklearn import FLAVOR_NAME, _load_pyfunc, load_model, save_model
+This module is the ``loader_module`` written in MLmodel; everything it exports comes from the
+flavor's ``__all__`` (``FLAVOR``, ``save_model``, ``load_model`` and MLflow's ``_load_pyfunc``).
+"""
 
-__all__ = ["FLAVOR_NAME", "load_model", "save_model", "_load_pyfunc"]
+from spark_models.flavors.sklearn import *  # noqa: F401,F403
+from spark_models.flavors.sklearn import __all__  # noqa: F401

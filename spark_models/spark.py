@@ -1,13 +1,7 @@
-"""The spark flavor (MLflow's ``mlflow.spark``); implemented in ``spark_models.flavors.spark``."""
+"""The spark flavor (MLflow's ``mlflow.spark``); implemented in ``spark_models.flavors.spark``.
 
-from spark_models.flavors.spark import (
-    FLAVOR_NAME,
-    _load_pyfunc,
-    load_model,
-    save_model,
-    transform,
-    udf_conversion,
-    udf_unsupported_reason,
-)
+This module is the ``loader_module`` written in MLmodel; it exports the flavor's ``__all__``.
+"""
 
-__all__ = ["FLAVOR_NAME", "load_model", "save_model", "transform", "_load_pyfunc", "udf_conversion", "udf_unsupported_reason"]
+from spark_models.flavors.spark import *  # noqa: F401,F403
+from spark_models.flavors.spark import __all__  # noqa: F401

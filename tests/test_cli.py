@@ -88,7 +88,7 @@ class TwoOutputs(spark_models.pyfunc.PythonModel):
 
 @pytest.mark.spark
 def test_predict_struct_result_from_json_lines_to_json(spark, tmp_path):
-    from spark_models.signature import ModelSignature
+    from spark_models.schema.signature import ModelSignature
     from spark_models.types import ColSpec, Schema
 
     path = tmp_path / "two"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import spark_models.pyfunc
-from spark_models.enforcement import enforce_params, enforce_schema
+from spark_models.schema.enforcement import enforce_params, enforce_schema
 from spark_models.exceptions import SchemaEnforcementError
 from spark_models.models import ModelSignature
 from spark_models.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
@@ -88,7 +88,7 @@ def test_missing_inputs_listed():
 
 def test_extra_inputs_ignored_and_logged_once(caplog):
     df = pd.DataFrame({"zz_extra": [0], "b": [2], "a": [1.0]})
-    with caplog.at_level(logging.INFO, logger="spark_models.enforcement"):
+    with caplog.at_level(logging.INFO, logger="spark_models.schema.enforcement"):
         out = enforce_schema(df, NAMED)
         enforce_schema(df, NAMED)
     assert list(out.columns) == ["a", "b"]  # reordered to the signature, extra dropped

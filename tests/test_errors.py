@@ -103,9 +103,24 @@ def test_corrupt_pickle(sk_model_dir):
         spark_models.pyfunc.load_model(sk_model_dir)
 
 
-def test_all_errors_share_one_base():
-    for cls in (ArtifactNotFoundError, FlavorNotFoundError, MalformedModelError, MissingDependencyError, ModelNotFoundError):
-        assert issubclass(cls, SparkModelsError)
+def test_every_exception_class_shares_one_base_and_its_builtin():
+    """Every class spark_models.exceptions defines, found by inspection (a new one cannot be missed)."""
+    import inspect
+
+    import spark_models.exceptions as exc
+
+    classes = {name: cls for name, cls in inspect.getmembers(exc, inspect.isclass) if cls.__module__ == exc.__name__}
+    assert len(classes) == 13  # SparkModelsError and its 12 subclasses
+    builtins = {
+        "ModelNotFoundError": FileNotFoundError, "MalformedModelError": ValueError, "FlavorNotFoundError": LookupError,
+        "UnknownFlavorError": LookupError, "MissingDependencyError": ImportError, "ArtifactNotFoundError": FileNotFoundError,
+        "InvalidModelUriError": ValueError, "InvalidArgumentError": ValueError, "UnsafeModelError": SparkModelsError,
+        "SchemaError": ValueError, "SchemaEnforcementError": ValueError, "NotSupportedError": NotImplementedError,
+    }
+    assert set(classes) == {"SparkModelsError", *builtins}
+    for name, builtin in builtins.items():
+        assert issubclass(classes[name], SparkModelsError) and issubclass(classes[name], builtin), name
+    assert classes["SparkModelsError"].__bases__ == (Exception,)
 
 
 def test_runs_uri_without_mlflow(tmp_path):

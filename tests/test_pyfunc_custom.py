@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import spark_models.pyfunc
+import spark_models.pyfunc.model
 from spark_models.exceptions import ArtifactNotFoundError, InvalidArgumentError
 from spark_models.flavors.testing import check_flavor
 from spark_models.mlmodel import Model
@@ -197,7 +198,7 @@ def test_conformance_python_model(tmp_path):
 
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
     check_flavor(
-        spark_models.pyfunc,
+        spark_models.pyfunc.model,
         Doubler(),
         df,
         tmp_path,

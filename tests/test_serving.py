@@ -14,7 +14,7 @@ import spark_models.sklearn
 from spark_models import __version__
 from spark_models.models import infer_signature
 from spark_models.serving import create_app
-from spark_models.signature import ModelSignature
+from spark_models.schema.signature import ModelSignature
 from spark_models.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
 SPLIT = "application/json"

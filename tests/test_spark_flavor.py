@@ -3,66 +3,22 @@
 import numpy as np
 import pandas as pd
 import pytest
-from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml import PipelineModel
 from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
-from pyspark.ml.regression import RandomForestRegressor
+from pyspark.ml.feature import VectorAssembler
 
 import spark_models.pyfunc
 import spark_models.spark
 from spark_models.exceptions import InvalidArgumentError, NotSupportedError, SchemaEnforcementError
-from spark_models.flavors.spark_staging import DFS_TMP_ENV
+from spark_models.staging import DFS_TMP_ENV
 from spark_models.flavors.testing import check_flavor
 from spark_models.mlmodel import Model
 from spark_models.models import ModelSignature
 from spark_models.types import ColSpec, Schema
 
+from tests.helpers.spark_pipelines import scoring_frame as _scoring_frame, spark_predictions as _spark_predictions
+
 pytestmark = pytest.mark.spark
-
-
-def _data(n=120, seed=0):
-    rng = np.random.default_rng(seed)
-    colors = rng.choice(["red", "green", "blue"], n).astype(object)
-    colors[::17] = None
-    x1, x2 = rng.normal(size=n), rng.normal(size=n)
-    label = ((x1 + (colors == "red") - 0.5 * x2) > 0.3).astype(float)
-    return pd.DataFrame({"x1": x1, "x2": x2, "color": colors, "label": label})
-
-
-@pytest.fixture(scope="module")
-def train(spark):
-    return spark.createDataFrame(_data())
-
-
-@pytest.fixture(scope="module")
-def lr_pipeline(train):
-    stages = [
-        StringIndexer(inputCol="color", outputCol="color_idx", handleInvalid="keep"),
-        OneHotEncoder(inputCols=["color_idx"], outputCols=["color_vec"], handleInvalid="keep"),
-        VectorAssembler(inputCols=["x1", "x2", "color_vec"], outputCol="features"),
-        LogisticRegression(maxIter=20),
-    ]
-    return Pipeline(stages=stages).fit(train)
-
-
-@pytest.fixture(scope="module")
-def rf_pipeline(train):
-    stages = [
-        VectorAssembler(inputCols=["x1", "x2"], outputCol="features"),
-        RandomForestRegressor(labelCol="x1", numTrees=8, maxDepth=4, seed=1),
-    ]
-    return Pipeline(stages=stages).fit(train)
-
-
-def _scoring_frame():
-    frame = _data(30, seed=7).drop(columns="label")
-    frame.loc[3, "color"] = "purple"  # unseen category
-    return frame
-
-
-def _spark_predictions(spark, model, frame, column="prediction"):
-    rows = model.transform(spark.createDataFrame(frame)).select(column).toPandas()[column]
-    return rows.map(lambda v: v.toArray().tolist() if hasattr(v, "toArray") else v)
 
 
 def test_layout_and_round_trip(spark, lr_pipeline, tmp_path):
@@ -197,7 +153,7 @@ def test_transform_helper_keeps_input_and_requested_outputs(spark, lr_pipeline, 
 
 def test_no_session_is_started_inside_a_task(spark):
     def attempt(_):
-        from spark_models.flavors.spark_staging import active_session
+        from spark_models.sessions import active_session
 
         try:
             active_session()
@@ -220,7 +176,7 @@ def test_dfs_tmp_env_var_stages_saves_and_loads_in_local_mode(spark, rf_pipeline
     """$SPARK_MODELS_DFS_TMP makes even local mode stage through it; dfs_tmpdir= wins over it."""
     env_dir, arg_dir = tmp_path / "env-dfs", tmp_path / "arg-dfs"
     monkeypatch.setenv(DFS_TMP_ENV, env_dir.as_uri())
-    caplog.set_level("INFO", logger="spark_models.flavors.spark_staging")
+    caplog.set_level("INFO", logger="spark_models.staging")
     spark_models.spark.save_model(rf_pipeline, tmp_path / "m", mleap=False)
     loaded = spark_models.spark.load_model(tmp_path / "m")
     staged = [r.getMessage() for r in caplog.records if "through" in r.getMessage()]
@@ -236,7 +192,7 @@ def test_dfs_tmp_env_var_stages_saves_and_loads_in_local_mode(spark, rf_pipeline
 
 
 def test_save_model_takes_mlflows_positional_order_then_keywords(spark, rf_pipeline, tmp_path, caplog):
-    caplog.set_level("INFO", logger="spark_models.flavors.spark_staging")
+    caplog.set_level("INFO", logger="spark_models.staging")
     dfs = tmp_path / "dfs"
     spark_models.spark.save_model(rf_pipeline, tmp_path / "a", Model(metadata={"k": "v"}), None, None, dfs.as_uri())
     assert Model.load(tmp_path / "a").metadata == {"k": "v"}

@@ -42,7 +42,7 @@ class _Captured(logging.Handler):
     def emit(self, record):
         self.records.append((record.levelname, record.getMessage()))
 captured = _Captured()
-for _name in ("spark_models.flavors.spark", "spark_models.flavors.spark_staging"):
+for _name in ("spark_models.flavors.spark", "spark_models.staging"):
     logging.getLogger(_name).addHandler(captured)
     logging.getLogger(_name).setLevel(logging.INFO)
 def staged_paths():
@@ -55,7 +55,7 @@ from pathlib import Path
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 sys.path.insert(0, {root!r})
-from conftest import spark_builder
+from tests.helpers.sessions import spark_builder
 import spark_models.spark
 from spark_models.mlmodel import Model
 spark = spark_builder("local-cluster[2,1,1024]").config("spark.executor.memory", "512m").getOrCreate()

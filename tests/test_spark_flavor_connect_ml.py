@@ -6,6 +6,7 @@ import pytest
 
 import spark_models.pyfunc
 import spark_models.spark
+from spark_models.flavors import open_model
 from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
 from spark_models.mlmodel import Model
 from spark_models.models import ModelSignature
@@ -69,7 +70,8 @@ def test_input_example_is_scored_on_pandas_and_estimators_are_refused(scaler, tm
 @pytest.mark.spark
 def test_spark_udf_scores_it_in_the_workers(spark, scaler, tmp_path):
     spark_models.spark.save_model(scaler, tmp_path / "m")
-    assert spark_models.spark.udf_unsupported_reason(str(tmp_path / "m")) is None
+    # ships as it is: no conversion to a bundle needed (the model transforms pandas itself)
+    assert spark_models.spark.FLAVOR.prepare_for_udf(spark, open_model(tmp_path / "m"), str(tmp_path / "m")) is None
     u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / "m"), result_type="array<double>")
     got = spark.createDataFrame(FRAME).withColumn("s", u("a", "b")).toPandas()["s"]
     assert [list(v) for v in got] == _expected(scaler)

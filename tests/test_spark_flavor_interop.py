@@ -81,7 +81,7 @@ import json, os, sys
 os.environ["PYSPARK_PYTHON"] = sys.executable
 sys.path.insert(0, {root!r})
 import pandas as pd
-from conftest import spark_builder
+from tests.helpers.sessions import spark_builder
 spark = spark_builder("local[1]").getOrCreate()
 import spark_models.pyfunc, spark_models.spark
 frame = pd.read_parquet({frame!r})
@@ -129,13 +129,13 @@ def test_spark_udf_scores_an_mlflow_model_through_a_converted_copy(spark, pipeli
     scored = spark.createDataFrame(frame).withColumn("p", u("x", "kind")).toPandas()
     np.testing.assert_array_equal(scored["p"].to_numpy(), _expected(spark, pipelines["ohe_rf"], frame))
     assert _snapshot(theirs) == before  # the user's directory is only read
-    shipped = Path(u._body.local_dir)
+    shipped = Path(u._plan.local_dir)
     assert shipped != Path(theirs) and Model.load(shipped).flavors["mleap"]["model_data"] == "mleap/model"
     assert Model.load(shipped).flavors["spark"] == Model.load(theirs).flavors["spark"]
-    assert u._body.key == content_hash(shipped) != content_hash(Path(theirs))  # the archive is the converted content
-    assert u._body.archive == archive_name(u._body.key)
+    assert u._plan.model_key == content_hash(shipped) != content_hash(Path(theirs))  # the archive is the converted content
+    assert u._plan.archive == archive_name(u._plan.model_key)
     again = spark_models.pyfunc.spark_udf(spark, theirs)  # converted once per content, then reused
-    assert Path(again._body.local_dir) == shipped and again._body.key == u._body.key
+    assert Path(again._plan.local_dir) == shipped and again._plan.model_key == u._plan.model_key
 
 
 def test_spark_udf_refuses_an_mlflow_model_with_a_stage_the_bridge_cannot_export(spark, frame, tmp_path):

@@ -8,7 +8,7 @@ import spark_models.spark
 from spark_models.models import ModelSignature
 from spark_models.types import ColSpec, Schema
 from tests.isolation import run_json
-from tests.test_spark_flavor import _scoring_frame, _spark_predictions, lr_pipeline, train  # noqa: F401 (fixtures)
+from tests.helpers.spark_pipelines import scoring_frame as _scoring_frame, spark_predictions as _spark_predictions
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 ROOT = str(Path(__file__).resolve().parents[1])

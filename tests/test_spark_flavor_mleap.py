@@ -15,7 +15,7 @@ from spark_models.exceptions import InvalidArgumentError, NotSupportedError
 from spark_models.mlmodel import Model
 from spark_models.models import ModelSignature
 from spark_models.types import ColSpec, Schema
-from tests.test_spark_flavor import _scoring_frame, _spark_predictions, lr_pipeline, train  # noqa: F401 (fixtures)
+from tests.helpers.spark_pipelines import scoring_frame as _scoring_frame, spark_predictions as _spark_predictions
 
 pytestmark = pytest.mark.spark
 
@@ -87,7 +87,7 @@ def test_mleap_false_opts_out(spark, lr_pipeline, train, tmp_path):  # noqa: F81
     assert meta.flavors["spark"]["mleap_skipped"] == "saved with mleap=False"
     assert _impl(uri) == "SparkPipelinePyfunc"
     u = spark_models.pyfunc.spark_udf(spark, uri)  # the workers score a converted copy with a bundle
-    assert not (tmp_path / "m" / "mleap").exists() and "mleap" in Model.load(u._body.local_dir).flavors
+    assert not (tmp_path / "m" / "mleap").exists() and "mleap" in Model.load(u._plan.local_dir).flavors
     frame = _scoring_frame()
     scored = spark.createDataFrame(frame).withColumn("p", u("x1", "x2", "color")).toPandas()
     np.testing.assert_array_equal(scored["p"].to_numpy(), _spark_predictions(spark, lr_pipeline, frame).to_numpy())

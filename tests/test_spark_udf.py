@@ -13,7 +13,8 @@ import spark_models.sklearn
 from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
 from spark_models.models import ModelSignature, infer_signature
 from spark_models.types import ColSpec, Schema, TensorSpec
-from udf.result_types import coerce_output, parse_result_type
+from udf.coercion import coerce_output
+from udf.result_types import parse_result_type
 
 pytestmark = pytest.mark.spark
 

@@ -11,7 +11,7 @@ import json, os, shutil, sys, tempfile
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 sys.path.insert(0, {root!r})
-from conftest import spark_builder
+from tests.helpers.sessions import spark_builder
 import spark_models.pyfunc
 
 class AddOne(spark_models.pyfunc.PythonModel):

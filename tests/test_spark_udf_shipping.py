@@ -12,7 +12,7 @@ import pytest
 
 import spark_models.pyfunc
 from spark_models.exceptions import MalformedModelError
-from udf.shipping import build_archive, content_hash, safe_extract
+from udf.shipping import _archive_root, build_archive, content_hash, extracted_model_dir, safe_extract
 
 
 def _tar(path: Path, *members: tarfile.TarInfo) -> Path:
@@ -76,6 +76,11 @@ def test_build_archive_is_keyed_by_content_and_reused(tmp_path):
     first.unlink()
 
 
+def _spark_models_entries() -> dict[str, set[str]]:
+    """Top-level spark-models entries of the temporary directory, and what each holds."""
+    return {p.name: {c.name for c in p.iterdir()} for p in Path(tempfile.gettempdir()).glob("spark-models-*") if p.is_dir()}
+
+
 @pytest.mark.spark
 def test_spark_udf_leaves_no_temporary_directory_per_shipment(spark, tmp_path):
     class Double(spark_models.pyfunc.PythonModel):
@@ -85,12 +90,28 @@ def test_spark_udf_leaves_no_temporary_directory_per_shipment(spark, tmp_path):
         def predict(self, context, model_input):
             return model_input["x"] * 2.0
 
-    before = set(Path(tempfile.gettempdir()).glob("spark-models-ship-*"))
+    before = _spark_models_entries()
+    keys = []
     for i in range(2):
         spark_models.pyfunc.save_model(tmp_path / f"m{i}", python_model=Double(str(uuid.uuid4())))
+        keys.append(content_hash(tmp_path / f"m{i}"))
         u = spark_models.pyfunc.spark_udf(spark, str(tmp_path / f"m{i}"))
         assert spark.range(3).selectExpr("cast(id as double) x").withColumn("p", u("x")).count() == 3
-    assert set(Path(tempfile.gettempdir()).glob("spark-models-ship-*")) == before
+    after = _spark_models_entries()
+    archives = _archive_root().name
+    assert set(after) - set(before) <= {archives}  # no new directory per shipment
+    added = {name: after[name] - before.get(name, set()) for name in after}
+    assert added[archives] == {f"spark-models-{k}.tar.gz" for k in keys}  # one archive per model, no temp files
+    assert all(not new for name, new in added.items() if name != archives)
+
+
+def test_refused_archive_leaves_no_temporary_directory(tmp_path):
+    archive = _tar(tmp_path / "bad.tar.gz", _entry("../escaped"))
+    key = uuid.uuid4().hex[:20]
+    root = Path(tempfile.gettempdir()) / "spark-models-extracted"
+    with pytest.raises(MalformedModelError, match="unsafe archive entry"):
+        extracted_model_dir(archive, key)
+    assert not [p for p in root.iterdir() if key in p.name]
 
 
 class Constant(spark_models.pyfunc.PythonModel):

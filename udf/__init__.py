@@ -8,6 +8,7 @@ from typing import Any, Iterator, Tuple
 import pandas as pd
 
 from spark_models.exceptions import InvalidArgumentError
+from spark_models.sessions import is_connect, is_local_master
 
 _logger = logging.getLogger(__name__)
 
@@ -17,25 +18,14 @@ __all__ = ["SparkModelUDF", "spark_udf"]
 _SHIPPED: set = set()  # (session id, model hash) already sent to this session's executors
 
 
-def _is_connect(spark) -> bool:
-    return type(spark).__module__.startswith("pyspark.sql.connect")
-
-
-def _is_local_master(spark) -> bool:
-    if _is_connect(spark):
-        return False
-    master = spark.sparkContext.master
-    return master.startswith("local[") or master == "local"
-
-
 def _ship(spark, local_dir, key: str) -> str:
     """Send the model archive to the executors once per session (SparkFiles / artifacts)."""
     from udf.shipping import archive_name, build_archive
 
-    session = spark.session_id if _is_connect(spark) else spark.sparkContext.applicationId
+    session = spark.session_id if is_connect(spark) else spark.sparkContext.applicationId
     if (session, key) not in _SHIPPED:
         archive = build_archive(local_dir, key)
-        if _is_connect(spark):
+        if is_connect(spark):
             spark.addArtifacts(str(archive), file=True)
         else:
             spark.sparkContext.addFile(str(archive))
@@ -43,34 +33,28 @@ def _ship(spark, local_dir, key: str) -> str:
     return archive_name(key)
 
 
-def _dir_for_tasks(spark: Any, meta: Any, local_dir: Path, model_uri: str) -> Path:
-    """The model directory to ship: ``local_dir``, or a copy the loader converts for the workers
-    (a Spark ML pipeline gets an MLeap bundle). Fails now, on the driver, when the loader says
+def _dir_for_tasks(spark: Any, context: Any, model_uri: str) -> Path:
+    """The model directory to ship: the model's own, or a copy its flavor converts for the workers
+    (a Spark ML pipeline gets an MLeap bundle). Fails now, on the driver, when the flavor says
     the model cannot run inside a task."""
-    import importlib
-
-    from spark_models.exceptions import NotSupportedError
-    from spark_models.flavors.registry import loader_module_name
+    from spark_models.exceptions import MissingDependencyError, NotSupportedError
+    from spark_models.flavors.registry import flavor_for_loader_module
     from udf.shipping import converted_model_dir
 
-    loader = meta.get_flavor("python_function").get("loader_module")
+    loader = context.pyfunc_conf.get("loader_module")
     if not loader:
-        return local_dir
+        return context.model_dir
     try:
-        module = importlib.import_module(loader_module_name(loader))
-    except ImportError:
-        return local_dir  # the workers report a missing loader with the model's requirements
-    convert, check = getattr(module, "udf_conversion", None), getattr(module, "udf_unsupported_reason", None)
+        flavor = flavor_for_loader_module(loader)
+    except (ImportError, MissingDependencyError):
+        return context.model_dir  # the workers report a missing loader with the model's requirements
+    if flavor.prepare_for_udf is None:
+        return context.model_dir
     try:
-        if convert is not None:
-            build = convert(spark, local_dir, model_uri)
-            return local_dir if build is None else converted_model_dir(local_dir, module.__name__, build)
-        reason = check(model_uri) if check is not None else None
+        build = flavor.prepare_for_udf(spark, context, model_uri)
+        return context.model_dir if build is None else converted_model_dir(context.model_dir, flavor.name, build)
     except NotSupportedError as e:
         raise NotSupportedError(f"spark_udf cannot score {model_uri!r}: {e}") from e
-    if reason:
-        raise NotSupportedError(f"spark_udf cannot score {model_uri!r}: {reason}")
-    return local_dir
 
 
 def _scoring_udf(body, return_type):
@@ -88,16 +72,23 @@ class SparkModelUDF:
     ``return_type`` is the UDF's Spark type and ``model_uri`` the model it scores.
     """
 
-    def __init__(self, body: Any, signature: Any, return_type: Any, model_uri: str):
-        self._body, self._signature = body, signature
-        self.return_type, self.model_uri = return_type, model_uri
+    def __init__(self, plan: Any, signature: Any, model_uri: str):
+        self._plan, self._signature = plan, signature
+        self.return_type, self.model_uri = plan.result_type, model_uri
+
+    @property
+    def signature(self) -> Any:
+        """The signature of the model the UDF scores (None without one)."""
+        return self._signature
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The prediction Column for these input columns (see :func:`spark_udf` for binding)."""
         from udf.binding import bind_columns
 
+        from udf.worker import ScoringFunction
+
         binding = bind_columns(self._signature, args, kwargs)
-        body = self._body.named(binding.names, binding.flatten)
+        body = ScoringFunction(self._plan.bound(binding.names, binding.flatten))
         return _scoring_udf(body, self.return_type)(*binding.columns)
 
     def validate(self, df: Any, *args: Any, **kwargs: Any) -> Any:
@@ -122,17 +113,20 @@ def _check_arguments(env_manager: str, batch_size: int | None) -> None:
         raise InvalidArgumentError(f"batch_size must be a positive number of rows, got {batch_size!r}")
 
 
-def _scoring_function(spark, local_dir, model_uri: str, signature, return_type, params, batch_size):
-    """Ship the model and build the worker-side body (pickled into every task)."""
-    from udf.binding import tensor_specs
+def _scoring_plan(spark: Any, local_dir: Path, model_uri: str, signature: Any, *, result_type: Any,
+                  params: dict | None, batch_size: int | None) -> Any:
+    """Ship the model and decide what every task needs (pickled into each of them)."""
+    from udf.binding import tensor_inputs
+    from udf.plan import ScoringPlan
     from udf.result_types import declared_kinds
     from udf.shipping import content_hash
-    from udf.worker import ScoringFunction
 
     key = content_hash(local_dir)
-    archive = _ship(spark, local_dir, key)
-    return ScoringFunction(key, archive, str(local_dir) if _is_local_master(spark) else None, model_uri,
-                           return_type, params, batch_size, tensor_specs(signature), declared_kinds(signature))
+    return ScoringPlan(
+        model_key=key, archive=_ship(spark, local_dir, key), model_uri=model_uri, result_type=result_type,
+        local_dir=str(local_dir) if is_local_master(spark) else None, params=params, batch_size=batch_size,
+        tensors=tensor_inputs(signature), declared_outputs=declared_kinds(signature),
+    )
 
 
 def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str = "local",
@@ -184,17 +178,16 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     ...
     spark_models.exceptions.SchemaEnforcementError: Model '...' needs input columns the DataFrame lacks: ['b']; its columns are ['a']
     """
-    from spark_models.enforcement import enforce_params
+    from spark_models.flavors.contract import open_model
     from spark_models.mlmodel import Model
-    from spark_models.uri import resolve_model_uri
+    from spark_models.schema.enforcement import enforce_params
     from udf.result_types import parse_result_type
 
     _check_arguments(env_manager, batch_size)
-    source_dir = resolve_model_uri(model_uri)
-    local_dir = _dir_for_tasks(spark, Model.load(source_dir), source_dir, os.fspath(model_uri))
-    meta = Model.load(local_dir)
-    signature = meta.signature
+    context = open_model(model_uri)
+    local_dir = _dir_for_tasks(spark, context, os.fspath(model_uri))
+    signature = context.signature if local_dir == context.model_dir else Model.load(local_dir).signature
     params = enforce_params(params, signature.params) if signature is not None else params
-    return_type = parse_result_type(result_type, signature)
-    body = _scoring_function(spark, local_dir, os.fspath(model_uri), signature, return_type, params, batch_size)
-    return SparkModelUDF(body, signature, return_type, model_uri)
+    plan = _scoring_plan(spark, local_dir, os.fspath(model_uri), signature,
+                         result_type=parse_result_type(result_type, signature), params=params, batch_size=batch_size)
+    return SparkModelUDF(plan, signature, model_uri)

@@ -12,6 +12,7 @@ import contextlib
 from typing import Any, Iterator
 
 from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
+from udf.plan import UNNAMED_TENSOR, TensorInput
 
 
 def _col(name: str):
@@ -191,13 +192,10 @@ def _unresolved_name(error: Any, column: Any) -> str | None:
     return None
 
 
-def tensor_specs(signature: Any) -> list[tuple[str, str, tuple[int, ...]]] | None:
-    """(column, dtype, shape) per tensor input, for reshaping array columns in the worker."""
+def tensor_inputs(signature: Any) -> tuple[TensorInput, ...]:
+    """The tensor inputs (none for a column signature), for reshaping array columns in the worker."""
     inputs = getattr(signature, "inputs", None)
     if inputs is None or not inputs.is_tensor_spec():
-        return None
-    specs = []
-    for spec in inputs.inputs:
-        name = spec.name if spec.name is not None else "_tensor_"
-        specs.append((name, str(spec.dtype), tuple(spec.shape)))
-    return specs
+        return ()
+    return tuple(TensorInput(spec.name if spec.name is not None else UNNAMED_TENSOR, str(spec.dtype), tuple(spec.shape))
+                 for spec in inputs.inputs)

@@ -22,16 +22,16 @@ None, NaN, NaT and pd.NA become Spark nulls for every type, never the text "None
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Tuple
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import types as T
 
 from spark_models.exceptions import SchemaEnforcementError
+from spark_models.schema.type_table import integer_fits, numpy_dtype
+from udf.plan import Kind
 
-Kind = Tuple[str, int]
-"""A column's type for selection: (``i``/``u``/``f``/``b``/``s``/``o``/``null``, bits; 0: any width)."""
 
 NULL_KIND: Kind = ("null", 0)
 _OBJECT_KINDS = {
@@ -76,15 +76,21 @@ def _object_kind(s: pd.Series) -> Kind:
 def fits(kind: Kind, dt: T.DataType) -> bool:
     """Whether a column of ``kind`` converts to ``dt`` without loss, judged by type alone."""
     cat, bits = kind
-    if isinstance(dt, T.IntegerType):
-        return (cat == "i" and bits <= 32) or (cat == "u" and bits <= 16)
-    if isinstance(dt, T.LongType):
-        return (cat == "i" and bits <= 64) or (cat == "u" and bits <= 32)
+    if isinstance(dt, _INTEGRAL):
+        return cat in ("i", "u") and integer_fits(cat, bits, "integer" if isinstance(dt, T.IntegerType) else "long")
     if isinstance(dt, _FLOATING):
         return cat in ("i", "u", "f")
     if isinstance(dt, T.BooleanType):
         return cat == "b"
     return True  # string: everything has a text form
+
+
+def declared_kind(type_name: str) -> Kind:
+    """The selection type of an output the signature declares as ``type_name``."""
+    if type_name == "string":
+        return ("s", 0)
+    dtype = numpy_dtype(type_name)
+    return (dtype.kind, dtype.itemsize * 8) if dtype.kind in "iufb" else ("o", 0)
 
 
 def _only_column_fits(kind: Kind, dt: T.DataType) -> bool:

@@ -13,7 +13,8 @@ import numpy as np
 from pyspark.sql import types as T
 
 from spark_models.exceptions import InvalidArgumentError
-from udf.coercion import Kind, coerce_output  # noqa: F401  (coerce_output: re-exported)
+from spark_models.schema.type_table import spark_leaf_of_numpy
+from udf.coercion import declared_kind
 
 _SIMPLE = {
     "int": T.IntegerType(),
@@ -28,14 +29,6 @@ _SIMPLE = {
 }
 _SUPPORTED_LEAVES = (T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.StringType, T.BooleanType)
 _SUPPORTED = "int, long, float, double, string, boolean, arrays of those, or a struct of those and arrays"
-_DECLARED_KINDS: dict[str, Kind] = {
-    "boolean": ("b", 8),
-    "integer": ("i", 32),
-    "long": ("i", 64),
-    "float": ("f", 32),
-    "double": ("f", 64),
-    "string": ("s", 0),
-}
 
 
 def parse_result_type(result_type: Any, signature: Any = None) -> T.DataType:
@@ -112,23 +105,8 @@ def _output_type(spec: Any, index: int) -> T.DataType:
     return dt
 
 
-def _numpy_leaf(dtype: np.dtype) -> T.DataType | None:
-    kind, bits = dtype.kind, dtype.itemsize * 8
-    if kind == "b":
-        return T.BooleanType()
-    if (kind == "i" and bits <= 32) or (kind == "u" and bits <= 16):
-        return T.IntegerType()
-    if (kind == "i" and bits <= 64) or (kind == "u" and bits <= 32):
-        return T.LongType()
-    if kind == "f":
-        return T.FloatType() if bits <= 32 else T.DoubleType()
-    if kind in "OUS":
-        return T.StringType()
-    return None
-
-
 def _tensor_type(spec: Any, index: int) -> T.DataType:
-    leaf = _numpy_leaf(np.dtype(spec.dtype))
+    leaf = spark_leaf_of_numpy(np.dtype(spec.dtype))
     dims = len(spec.shape or (-1,))
     if leaf is None or dims > 2:
         what = f"dtype {spec.dtype}" if leaf is None else f"{dims}-dimensional tensors"
@@ -162,5 +140,5 @@ def declared_kinds(signature: Any) -> dict | None:
     kinds = {}
     for spec in specs:
         name = None if len(specs) == 1 and spec.name is None else str(spec.name)
-        kinds[name] = _DECLARED_KINDS.get(spec.type.value, ("o", 0))
+        kinds[name] = declared_kind(spec.type.value)
     return kinds

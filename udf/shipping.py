@@ -125,11 +125,12 @@ def extracted_model_dir(archive: Path, key: str) -> Path:
         return target
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
-    safe_extract(archive, tmp)
     try:
+        safe_extract(archive, tmp)
         os.replace(tmp, target)
     except OSError:  # another process won the race; its copy is identical
-        import shutil
-
+        if not (target / "MLmodel").is_file():
+            raise
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -174,7 +174,7 @@ def _imputer_to_spark(node: Node) -> Any:
         values[0] = surrogate
         return jvm.new_model("org.apache.spark.ml.feature.ImputerModel", ImputerModel, node.name, names, values, **params)
     except Exception:
-        from spark_models.flavors.spark_staging import active_session
+        from spark_models.sessions import active_session
 
         frame = active_session().createDataFrame([(surrogate,)], f"`{column}` double")
         return jvm.new_model("org.apache.spark.ml.feature.ImputerModel", ImputerModel, node.name, frame._jdf, **params)

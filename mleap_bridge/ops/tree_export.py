@@ -68,7 +68,7 @@ def _tree_text(java_tree: Any, classification: bool) -> str:
 
 def _jvm_trees(stage: Any, ensemble: bool, classification: bool) -> tuple[list[str], list[float] | None]:
     """The fallback: tree.json texts (and ensemble weights) read node by node through py4j."""
-    from spark_models.flavors.spark_staging import active_session, is_connect
+    from spark_models.sessions import active_session, is_connect
 
     if is_connect(active_session(create=False)):
         raise NotSupportedError(
@@ -180,7 +180,7 @@ def _node_count(stage: Any) -> int:
 def _py4j_is_cheaper(stage: Any) -> bool:
     """A small tree under a classic session: reading its nodes through py4j (~0.5 ms each) beats
     a Spark save of it (~1 s)."""
-    from spark_models.flavors.spark_staging import active_session, is_connect
+    from spark_models.sessions import active_session, is_connect
 
     return not is_connect(active_session(create=False)) and _node_count(stage) <= _PY4J_MAX_NODES
 

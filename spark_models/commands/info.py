@@ -13,11 +13,10 @@ from spark_models.commands.errors import one_line_errors, verbose_option
 def describe(model_uri: str) -> dict[str, Any]:
     """What ``info`` prints, as a dict."""
     from spark_models.environment import read_requirements
-    from spark_models.mlmodel import Model
-    from spark_models.uri import resolve_model_uri
+    from spark_models.flavors.contract import open_model
 
-    local = resolve_model_uri(model_uri)
-    meta = Model.load(local)
+    context = open_model(model_uri)
+    local, meta = context.model_dir, context.model
     example = None
     if meta.saved_input_example_info:
         loaded = meta.load_input_example(local)

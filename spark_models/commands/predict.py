@@ -41,10 +41,7 @@ def _scored_columns(df: Any, udf: Any, out_fmt: str) -> Any:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from spark_models.mlmodel import Model
-    from spark_models.uri import resolve_model_uri
-
-    signature = Model.load(resolve_model_uri(udf.model_uri)).signature
+    signature = udf.signature
     column = udf() if signature is not None and signature.inputs is not None and signature.inputs.has_input_names() \
         else udf(*df.columns)
     if isinstance(udf.return_type, T.StructType):

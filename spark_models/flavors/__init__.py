@@ -1,28 +1,27 @@
-"""Flavors: the contract every flavor module meets, and the registry that finds them.
+"""Flavors: the contract every flavor declares, the registry that finds them, the save helper.
 
-A flavor is a module with:
+- :class:`~spark_models.flavors.contract.Flavor` — what a flavor is (name, save/load
+  functions, pyfunc loader, default requirements, MLflow module name, hooks);
+  :class:`~spark_models.flavors.contract.LoadContext` — what its loaders get.
+- :func:`get_flavor` / :func:`flavor_for_loader_module` — the one lookup path, by flavor name
+  or by an MLmodel's ``loader_module``; third parties register through the
+  ``spark_models.flavors`` entry-point group or :func:`register_flavor`.
+- :func:`~spark_models.flavors.saving.saved_model` — the one way a flavor writes a model.
+- :func:`~spark_models.flavors.testing.check_flavor` — the conformance suite.
 
-- ``FLAVOR_NAME``: the key it writes under ``flavors:`` in MLmodel;
-- ``save_model(model, path, **kwargs)``: writes a model directory (MLmodel, environment
-  files, the flavor's data) and adds a ``python_function`` entry pointing at itself;
-- ``load_model(model_uri)``: returns the native model object;
-- ``_load_pyfunc(path, model_config=None)``: returns an object with
-  ``predict(model_input, params=None)``, used by :func:`spark_models.pyfunc.load_model`.
-
-Register a third-party flavor in its ``pyproject.toml``::
-
-    [project.entry-points."spark_models.flavors"]
-    my_flavor = "my_package.my_flavor"
-
-and check it with :func:`spark_models.flavors.testing.check_flavor`.
+README.md ("Writing a custom flavor") shows a complete flavor.
 """
 
+from spark_models.flavors.contract import Flavor, LoadContext, open_model
 from spark_models.flavors.registry import (
     ENTRY_POINT_GROUP,
     available_flavors,
-    get_flavor_module,
+    flavor_for_loader_module,
+    get_flavor,
     known_flavors,
     register_flavor,
 )
+from spark_models.flavors.saving import ModelDraft, saved_model
 
-__all__ = ["ENTRY_POINT_GROUP", "available_flavors", "get_flavor_module", "known_flavors", "register_flavor"]
+__all__ = ["ENTRY_POINT_GROUP", "Flavor", "LoadContext", "ModelDraft", "available_flavors", "flavor_for_loader_module",
+           "get_flavor", "known_flavors", "open_model", "register_flavor", "saved_model"]

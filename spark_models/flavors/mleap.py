@@ -3,42 +3,79 @@
 Layout as MLflow 1.x wrote it: the bundle directory at ``mleap/model``, the Spark input
 schema at ``mleap/schema.json``, and an ``mleap`` flavor (``mleap_version``, ``model_data``).
 Unlike MLflow, a ``python_function`` flavor is added too: pyfunc ``predict`` and
-``spark_udf`` score through :mod:`mleap_bridge`'s runtime.
+``spark_udf`` score through :mod:`mleap_bridge`'s runtime. :func:`write_bundle` is the one
+writer of this flavor; the spark flavor uses it for the bundle it writes by default.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from spark_models.environment import default_requirements
-from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
+from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError, SchemaError
+from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.saving import saved_model
 from spark_models.mlmodel import Model
-from spark_models.saving import finish_model, prepare_model_dir
-from spark_models.uri import resolve_model_uri
 
 FLAVOR_NAME = "mleap"
-LOADER_MODULE = "spark_models.mleap"
 MODEL_DATA = "mleap/model"
+SCHEMA_FILE = "mleap/schema.json"
+
+
+def default_pip_requirements() -> list[str]:
+    """spark-models alone: the bundle is scored by its own numpy runtime."""
+    return default_requirements()
+
+
+def write_bundle(model: Model, model_dir: Path, pipeline: Any, *, sample_input: Any = None,
+                 spark_data_dir: Path | None = None) -> None:
+    """Write ``pipeline`` as a bundle at ``mleap/model`` and add the ``mleap`` flavor to ``model``.
+
+    ``sample_input`` (a Spark DataFrame) also records its schema in ``mleap/schema.json``;
+    ``spark_data_dir`` is where Spark ML persistence saved the same pipeline (tree nodes are
+    read from there instead of a temporary save).
+    """
+    from mleap_bridge.bundle import BUNDLE_VERSION
+    from mleap_bridge.spark import to_bundle
+
+    (model_dir / "mleap").mkdir(parents=True, exist_ok=True)
+    to_bundle(pipeline, model_dir / MODEL_DATA, sample_input, spark_data_dir=spark_data_dir)
+    if sample_input is not None:
+        _write_schema(model_dir, json.loads(sample_input.schema.json()))
+    model.add_flavor(FLAVOR_NAME, mleap_version=BUNDLE_VERSION, model_data=MODEL_DATA)
+
+
+def write_schema_from_signature(model_dir: Path, signature: Any) -> None:
+    """``mleap/schema.json`` from the signature's named inputs (MLflow 1.x wrote the sample
+    input's Spark schema there); nothing when the inputs have no Spark form."""
+    inputs = getattr(signature, "inputs", None)
+    if inputs is None or not inputs.has_input_names():
+        return
+    try:
+        schema = json.loads(inputs.to_spark().json())
+    except SchemaError:
+        return
+    _write_schema(model_dir, schema)
+
+
+def _write_schema(model_dir: Path, schema: dict) -> None:
+    (model_dir / SCHEMA_FILE).write_text(json.dumps(schema, indent=4))
+
+
+def _check_sample_input(sample_input: Any) -> None:
+    if sample_input is None or not hasattr(sample_input, "schema"):
+        raise InvalidArgumentError("sample_input must be a Spark DataFrame with the model's input columns")
 
 
 def add_to_model(mlflow_model: Model, path: str | os.PathLike, spark_model: Any, sample_input: Any) -> Model:
-    """Write ``spark_model`` as a bundle under ``path/mleap`` and add the ``mleap`` flavor."""
-    import mleap_bridge
-    from mleap_bridge.bundle import BUNDLE_VERSION
-
-    if sample_input is None or not hasattr(sample_input, "schema"):
-        raise InvalidArgumentError("sample_input must be a Spark DataFrame with the model's input columns")
-    root = Path(path) / "mleap"
-    root.mkdir(parents=True, exist_ok=True)
-    mleap_bridge.to_bundle(spark_model, Path(path) / MODEL_DATA, sample_df=sample_input)
-    (root / "schema.json").write_text(json.dumps(json.loads(sample_input.schema.json()), indent=4))
-    mlflow_model.add_flavor(FLAVOR_NAME, mleap_version=BUNDLE_VERSION, model_data=MODEL_DATA)
+    """MLflow's ``mlflow.mleap.add_to_model``: write the bundle under ``path/mleap`` and add the flavor."""
+    _check_sample_input(sample_input)
+    write_bundle(mlflow_model, Path(path), spark_model, sample_input=sample_input)
     return mlflow_model
 
 
@@ -46,31 +83,29 @@ def save_model(spark_model: Any, path: str | os.PathLike, sample_input: Any, mlf
                signature: Any = None, input_example: Any = None, conda_env: Any = None, pip_requirements: Any = None,
                extra_pip_requirements: Any = None, metadata: dict[str, Any] | None = None) -> Model:
     """Save a fitted Spark pipeline as an MLeap bundle with ``mleap`` and ``python_function`` flavors."""
-    model_dir = prepare_model_dir(path)
-    try:
-        mlflow_model = add_to_model(mlflow_model or Model(), model_dir, spark_model, sample_input)
-        import mleap_bridge
-
-        bundle = mleap_bridge.load_bundle(model_dir / MODEL_DATA)
-        finish_model(model_dir, mlflow_model, {"loader_module": LOADER_MODULE, "data": MODEL_DATA},
-                     default_requirements(), signature, input_example, conda_env, pip_requirements,
-                     extra_pip_requirements, metadata, predict_for_signature=BundlePyfunc(bundle, None).predict)
-    except BaseException:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        raise
-    return mlflow_model
-
-
-def _load_from_dir(model_dir: Path) -> Any:
     import mleap_bridge
 
-    conf = Model.load(model_dir).get_flavor(FLAVOR_NAME)
-    return mleap_bridge.load_bundle(model_dir / conf.get("model_data", MODEL_DATA))
+    _check_sample_input(sample_input)
+    with saved_model(path, default_pip=default_pip_requirements(), mlflow_model=mlflow_model, signature=signature,
+                     input_example=input_example, conda_env=conda_env, pip_requirements=pip_requirements,
+                     extra_pip_requirements=extra_pip_requirements, metadata=metadata) as draft:
+        write_bundle(draft.model, draft.dir, spark_model, sample_input=sample_input)
+        draft.set_pyfunc(FLAVOR.module, data=MODEL_DATA)
+        draft.predict_for_signature = BundlePyfunc(mleap_bridge.load_bundle(draft.dir / MODEL_DATA), None).predict
+    return draft.model
+
+
+def load_bundle(context: LoadContext) -> Any:
+    """The numpy runtime of the model's ``mleap`` flavor."""
+    import mleap_bridge
+
+    conf = context.flavor_conf(FLAVOR_NAME)
+    return mleap_bridge.load_bundle(context.path(conf.get("model_data", MODEL_DATA), "model_data"))
 
 
 def load_model(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None = None) -> Any:
     """The numpy runtime (:class:`mleap_bridge.BundleModel`) of a model with the mleap flavor."""
-    return _load_from_dir(resolve_model_uri(model_uri, dst_path))
+    return load_bundle(open_model(model_uri, dst_path))
 
 
 class BundlePyfunc:
@@ -100,11 +135,18 @@ class BundlePyfunc:
         return self.bundle
 
 
-def _load_pyfunc(path: str, model_config: dict[str, Any] | None = None) -> BundlePyfunc:
-    """Loader entry point; ``path`` is the bundle directory (``mleap/model``)."""
-    import mleap_bridge
+def _load_pyfunc_context(context: LoadContext) -> BundlePyfunc:
+    return BundlePyfunc(load_bundle(context), context.signature)
 
-    bundle_dir = Path(path)
-    model_dir = bundle_dir.parent.parent
-    signature = Model.load(model_dir).signature if (model_dir / "MLmodel").is_file() else None
-    return BundlePyfunc(mleap_bridge.load_bundle(bundle_dir), signature)
+
+FLAVOR = Flavor(
+    name=FLAVOR_NAME,
+    save_model=save_model,
+    load_model=load_model,
+    load_pyfunc=_load_pyfunc_context,
+    default_pip_requirements=default_pip_requirements,
+)
+_load_pyfunc = FLAVOR.mlflow_loader()
+
+__all__ = ["FLAVOR", "FLAVOR_NAME", "MODEL_DATA", "add_to_model", "default_pip_requirements", "load_model",
+           "save_model", "_load_pyfunc"]

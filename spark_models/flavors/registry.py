@@ -1,112 +1,187 @@
-"""Flavor name → implementing module, as fsspec maps protocols to filesystems.
+"""Flavor name → :class:`~spark_models.flavors.contract.Flavor`, as fsspec maps protocols to
+filesystems; this is the only way spark-models finds a flavor.
 
-Built-in flavors are listed in :data:`known_flavors` with the package each needs and the
-message shown when it is missing. Third-party flavors plug in through the entry-point
-group ``spark_models.flavors`` (``name = "package.module"``) or :func:`register_flavor`.
-
-MLflow's loader module names (``mlflow.sklearn``, ``mlflow.pyfunc.model`` …) map to ours
-so models written by MLflow load with no MLflow installed.
+Each entry says where the flavor object lives (``"module:attribute"``, imported on first
+use), which ``loader_module`` values in an MLmodel load through it (ours, MLflow's
+``mlflow.<flavor>`` names), and which package it needs, with the pip extra that installs it.
+Third-party flavors plug in through the entry-point group ``spark_models.flavors``
+(``name = "package.module"``, a module defining ``FLAVOR``) or :func:`register_flavor`.
+A ``loader_module`` nobody registered (``pyfunc.save_model(loader_module=...)``) is imported
+and used through its ``_load_pyfunc``, as MLflow does.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
-from typing import Any
 
 from spark_models.exceptions import InvalidArgumentError, MissingDependencyError, UnknownFlavorError
+from spark_models.flavors.contract import PYFUNC, Flavor, LoadContext
 
 _logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "spark_models.flavors"
 
-known_flavors: dict[str, dict[str, Any]] = {
-    "python_function": {"module": "spark_models.pyfunc"},
-    "sklearn": {
-        "module": "spark_models.sklearn",
-        "requires": "sklearn",
-        "err": "The sklearn flavor needs scikit-learn: pip install 'spark-models[sklearn]'",
-    },
-    "mleap": {"module": "spark_models.mleap"},
-    "spark": {
-        "module": "spark_models.spark",
-        "requires": "pyspark",
-        "err": "The spark flavor needs PySpark: pip install pyspark",
-    },
+
+@dataclass(frozen=True)
+class FlavorSource:
+    """Where a flavor is and what it needs; importing it is deferred to first use."""
+
+    target: str
+    loader_modules: tuple[str, ...]
+    requires: str | None = None
+    install: str | None = None
+
+    def missing(self, name: str, error: ImportError) -> MissingDependencyError:
+        hint = self.install or "install the package that provides it"
+        err = MissingDependencyError(f"The {name} flavor needs {error.name or self.requires!r}, which is not installed: {hint}")
+        err.missing_module = error.name or self.requires
+        return err
+
+
+def _builtin(name: str, target: str, requires: str | None = None, extra: str | None = None,
+             loader_modules: tuple[str, ...] | None = None) -> FlavorSource:
+    install = f"pip install 'spark-models[{extra}]'" if extra else (f"pip install {requires}" if requires else None)
+    return FlavorSource(target, loader_modules or (f"spark_models.{name}", f"mlflow.{name}"), requires, install)
+
+
+known_flavors: dict[str, FlavorSource] = {
+    PYFUNC: _builtin(PYFUNC, "spark_models.pyfunc.model:FLAVOR",
+                     loader_modules=("spark_models.pyfunc.model", "mlflow.pyfunc.model")),
+    "sklearn": _builtin("sklearn", "spark_models.flavors.sklearn:FLAVOR", "sklearn", "sklearn"),
+    "mleap": _builtin("mleap", "spark_models.flavors.mleap:FLAVOR"),
+    "spark": _builtin("spark", "spark_models.flavors.spark:FLAVOR", "pyspark"),
 }
 
-# MLflow loader modules we implement ourselves (python_function.loader_module values).
-mlflow_loader_modules: dict[str, str] = {
-    "mlflow.sklearn": "spark_models.sklearn",
-    "mlflow.spark": "spark_models.spark",
-    "mlflow.mleap": "spark_models.mleap",
-    "mlflow.pyfunc.model": "spark_models.pyfunc.model",
-}
-
-_registry: dict[str, dict[str, Any]] = {}
-_entry_points_loaded = False
+_registered: dict[str, FlavorSource] = {}
+_loaded: dict[str, Flavor] = {}
+_entry_points_read = False
 
 
-def register_flavor(name: str, module: str, requires: str | None = None, err: str | None = None, clobber: bool = False) -> None:
-    """Register the module implementing flavor ``name``.
+def register_flavor(name: str, target: str, *, loader_modules: tuple[str, ...] | None = None,
+                    requires: str | None = None, install: str | None = None, clobber: bool = False) -> None:
+    """Register flavor ``name`` at ``target`` (``"module"`` or ``"module:attribute"``).
 
-    ``requires`` is an import name checked before loading; ``err`` is the message shown
-    when it is missing.
+    ``loader_modules`` are the MLmodel ``loader_module`` values it loads (default: the module);
+    ``requires`` is an import name checked first, ``install`` the hint shown when it is missing.
     """
-    if not clobber and name in _all_flavors() and _all_flavors()[name]["module"] != module:
-        raise InvalidArgumentError(f"Flavor {name!r} is already registered to {_all_flavors()[name]['module']!r}")
-    _registry[name] = {"module": module, "requires": requires, "err": err}
+    module = target.split(":")[0]
+    source = FlavorSource(target, loader_modules or (module,), requires, install)
+    current = _all_sources().get(name)
+    if current is not None and current.target != target and not clobber:
+        raise InvalidArgumentError(f"Flavor {name!r} is already registered to {current.target!r}")
+    _registered[name] = source
+    _loaded.pop(name, None)
 
 
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
+def _read_entry_points() -> None:
+    global _entry_points_read
+    if _entry_points_read:
         return
-    _entry_points_loaded = True
+    _entry_points_read = True
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in known_flavors:
             _logger.warning("Entry point %s=%s ignored: %r is a built-in flavor", ep.name, ep.value, ep.name)
             continue
-        _registry.setdefault(ep.name, {"module": ep.value.split(":")[0]})
+        _registered.setdefault(ep.name, FlavorSource(ep.value, (ep.value.split(":")[0],)))
 
 
-def _all_flavors() -> dict[str, dict[str, Any]]:
-    _load_entry_points()
-    return {**known_flavors, **_registry}
+def _all_sources() -> dict[str, FlavorSource]:
+    _read_entry_points()
+    return {**known_flavors, **_registered}
 
 
 def available_flavors() -> list[str]:
     """Names of every registered flavor (built-in, entry point, or registered at run time)."""
-    return sorted(_all_flavors())
+    return sorted(_all_sources())
 
 
-def _missing_message(spec: dict[str, Any], name: str, error: ImportError) -> str:
-    if spec.get("err"):
-        return f"{spec['err']} ({error})"
-    return f"Flavor {name!r} needs a package that is not installed: {error}"
-
-
-def get_flavor_module(name: str) -> ModuleType:
-    """Import and return the module implementing flavor ``name``."""
-    spec = _all_flavors().get(name)
-    if spec is None:
+def get_flavor(name: str) -> Flavor:
+    """The flavor registered as ``name``; a missing library is named with what to install."""
+    if name in _loaded:
+        return _loaded[name]
+    source = _all_sources().get(name)
+    if source is None:
         raise UnknownFlavorError(
             f"No implementation registered for flavor {name!r}. Known flavors: {', '.join(available_flavors())}. "
             f"Third-party flavors register through the {ENTRY_POINT_GROUP!r} entry-point group."
         )
-    if spec.get("requires"):
-        try:
-            importlib.import_module(spec["requires"])
-        except ImportError as e:
-            raise MissingDependencyError(_missing_message(spec, name, e)) from e
     try:
-        return importlib.import_module(spec["module"])
+        if source.requires:
+            importlib.import_module(source.requires)
+        flavor = _resolve_target(source.target)
     except ImportError as e:
-        raise MissingDependencyError(_missing_message(spec, name, e)) from e
+        if isinstance(e, MissingDependencyError):
+            raise
+        raise source.missing(name, e) from e
+    _loaded[name] = flavor
+    return flavor
 
 
-def loader_module_name(loader_module: str) -> str:
-    """The module that actually loads a ``python_function.loader_module`` value."""
-    return mlflow_loader_modules.get(loader_module, loader_module)
+def flavor_for_loader_module(loader_module: str) -> Flavor:
+    """The flavor that loads models whose ``python_function.loader_module`` is ``loader_module``."""
+    for name, source in _all_sources().items():
+        if loader_module in source.loader_modules:
+            return get_flavor(name)
+    return flavor_from_module(importlib.import_module(loader_module))
+
+
+def _resolve_target(target: str) -> Flavor:
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    if attribute:
+        flavor = getattr(module, attribute, None)
+        if not isinstance(flavor, Flavor):
+            raise InvalidArgumentError(f"{target!r} is not a spark_models Flavor (got {type(flavor).__name__})")
+        return flavor
+    return flavor_from_module(module)
+
+
+def flavor_from_module(module: ModuleType) -> Flavor:
+    """A module's ``FLAVOR``; a module with only MLflow's ``_load_pyfunc(path)`` is adapted."""
+    flavor = getattr(module, "FLAVOR", None)
+    if isinstance(flavor, Flavor):
+        return flavor
+    load = getattr(module, "_load_pyfunc", None)
+    if not callable(load):
+        raise InvalidArgumentError(
+            f"Loader module {module.__name__!r} defines neither FLAVOR (a spark_models Flavor) nor _load_pyfunc(path)"
+        )
+    return Flavor(
+        name=str(getattr(module, "FLAVOR_NAME", module.__name__)),
+        save_model=getattr(module, "save_model", _not_provided(module, "save_model")),
+        load_model=getattr(module, "load_model", _not_provided(module, "load_model")),
+        load_pyfunc=_legacy_loader(module),
+        default_pip_requirements=lambda: [],
+        module=module.__name__,
+        mlflow_module=None,
+    )
+
+
+def _not_provided(module: ModuleType, attr: str):
+    def missing(*args, **kwargs):
+        raise InvalidArgumentError(f"Loader module {module.__name__!r} has no {attr}()")
+
+    return missing
+
+
+def _legacy_loader(module: ModuleType):
+    import inspect
+
+    load = module._load_pyfunc
+    try:
+        takes_config = "model_config" in inspect.signature(load).parameters
+    except (TypeError, ValueError):
+        takes_config = False
+
+    def load_pyfunc(context: LoadContext):
+        if takes_config:
+            return load(str(context.data_path), model_config=dict(context.model_config))
+        if context.model_config:
+            _logger.warning("Loader %s takes no model_config; ignoring it", module.__name__)
+        return load(str(context.data_path))
+
+    return load_pyfunc

@@ -13,23 +13,26 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-from pathlib import Path
 from typing import Any, Sequence
 
 from spark_models import serialization
 from spark_models.environment import default_requirements, installed_version
 from spark_models.exceptions import InvalidArgumentError, MalformedModelError
+from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.saving import saved_model
 from spark_models.mlmodel import Model
-from spark_models.saving import copy_code_paths, finish_model, prepare_model_dir
-from spark_models.uri import resolve_model_uri
 
 _logger = logging.getLogger(__name__)
 
 FLAVOR_NAME = "sklearn"
-LOADER_MODULE = "spark_models.sklearn"
 PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "decision_function", "transform", "score")
 _DATA_FILE = {serialization.SKOPS: "model.skops"}
+_FORMAT_REQUIREMENTS = {serialization.CLOUDPICKLE: ["cloudpickle"], serialization.SKOPS: ["skops"]}
+
+
+def default_pip_requirements(serialization_format: str = serialization.CLOUDPICKLE) -> list[str]:
+    """spark-models and scikit-learn (plus the serializer), pinned to the installed versions."""
+    return default_requirements("scikit-learn", *_FORMAT_REQUIREMENTS.get(serialization_format, []))
 
 
 def save_model(
@@ -56,45 +59,37 @@ def save_model(
         raise InvalidArgumentError(f"pyfunc_predict_fn must be one of {PREDICT_FNS}, got {pyfunc_predict_fn!r}")
     if not callable(getattr(sk_model, pyfunc_predict_fn, None)):
         raise InvalidArgumentError(f"{type(sk_model).__name__} has no {pyfunc_predict_fn}() method")
-    model_dir = prepare_model_dir(path)
-    try:
-        data_file = _DATA_FILE.get(serialization_format, "model.pkl")
-        serialization.dump(sk_model, model_dir / data_file, serialization_format)
-        mlflow_model = mlflow_model or Model()
-        code = copy_code_paths(code_paths, model_dir)
-        mlflow_model.add_flavor(
+    data_file = _DATA_FILE.get(serialization_format, "model.pkl")
+    with saved_model(path, default_pip=default_pip_requirements(serialization_format), mlflow_model=mlflow_model,
+                     code_paths=code_paths, signature=signature, input_example=input_example, conda_env=conda_env,
+                     pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements,
+                     metadata=metadata) as draft:
+        serialization.dump(sk_model, draft.dir / data_file, serialization_format)
+        draft.add_flavor(
             FLAVOR_NAME,
             pickled_model=data_file,
             sklearn_version=installed_version("scikit-learn"),
             serialization_format=serialization_format,
-            code=code,
+            code=draft.code,
             skops_trusted_types=list(skops_trusted_types) if skops_trusted_types else None,
         )
-        extra = {serialization.CLOUDPICKLE: ["cloudpickle"], serialization.SKOPS: ["skops"]}.get(serialization_format, [])
-        pyfunc_conf = {"loader_module": LOADER_MODULE, "model_path": data_file, "predict_fn": pyfunc_predict_fn, "code": code}
-        finish_model(
-            model_dir, mlflow_model, pyfunc_conf, default_requirements("scikit-learn", *extra), signature,
-            input_example, conda_env, pip_requirements, extra_pip_requirements, metadata,
-            predict_for_signature=getattr(sk_model, pyfunc_predict_fn),
-        )
-    except BaseException:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        raise
-    return mlflow_model
+        draft.set_pyfunc(FLAVOR.module, model_path=data_file, predict_fn=pyfunc_predict_fn, code=draft.code)
+        draft.predict_for_signature = getattr(sk_model, pyfunc_predict_fn)
+    return draft.model
 
 
-def _load_from_dir(model_dir: Path, trusted_types: Sequence[str] | None = None) -> Any:
-    conf = Model.load(model_dir).get_flavor(FLAVOR_NAME)
+def _load_native(context: LoadContext, trusted_types: Sequence[str] | None = None) -> Any:
+    conf = context.flavor_conf(FLAVOR_NAME)
     if "pickled_model" not in conf:
-        raise MalformedModelError(f"{model_dir / 'MLmodel'}: sklearn flavor has no 'pickled_model' entry")
+        raise MalformedModelError(f"{context.model_dir / 'MLmodel'}: sklearn flavor has no 'pickled_model' entry")
     fmt = conf.get("serialization_format") or serialization.PICKLE
     trusted = [*(conf.get("skops_trusted_types") or []), *(trusted_types or [])]
-    return serialization.load(model_dir / conf["pickled_model"], fmt, trusted)
+    return serialization.load(context.path(conf["pickled_model"], "pickled_model"), fmt, trusted)
 
 
 def load_model(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None = None, skops_trusted_types: Sequence[str] | None = None) -> Any:
     """Load the scikit-learn estimator of a model with the sklearn flavor."""
-    return _load_from_dir(resolve_model_uri(model_uri, dst_path), skops_trusted_types)
+    return _load_native(open_model(model_uri, dst_path), skops_trusted_types)
 
 
 class _SklearnModelWrapper:
@@ -114,16 +109,24 @@ class _SklearnModelWrapper:
         return self.sk_model
 
 
-def _load_pyfunc(path: str, model_config: dict[str, Any] | None = None) -> _SklearnModelWrapper:
-    """Loader entry point; ``path`` is the model dir, or the pickle file (MLflow 1.x ``data``)."""
-    p = Path(path)
-    if p.is_file():  # MLflow 1.x: python_function.data points at model.pkl
-        model_dir, pyfunc_conf = p.parent, {}
-        if (model_dir / "MLmodel").is_file():
-            pyfunc_conf = Model.load(model_dir).flavors.get("python_function", {})
-        sk_model = _load_from_dir(model_dir) if (model_dir / "MLmodel").is_file() else serialization.load_pickle(p)
+def _load_pyfunc_context(context: LoadContext) -> _SklearnModelWrapper:
+    """The pyfunc form; MLflow 1.x models without a sklearn entry name the pickle as ``data``."""
+    if FLAVOR_NAME in context.model.flavors:
+        sk_model = _load_native(context)
     else:
-        pyfunc_conf = Model.load(p).get_flavor("python_function")
-        sk_model = _load_from_dir(p)
-    predict_fn = (model_config or {}).get("predict_fn") or pyfunc_conf.get("predict_fn") or "predict"
+        sk_model = serialization.load_pickle(context.data_path)
+    predict_fn = context.model_config.get("predict_fn") or context.pyfunc_conf.get("predict_fn") or "predict"
     return _SklearnModelWrapper(sk_model, predict_fn)
+
+
+FLAVOR = Flavor(
+    name=FLAVOR_NAME,
+    save_model=save_model,
+    load_model=load_model,
+    load_pyfunc=_load_pyfunc_context,
+    default_pip_requirements=default_pip_requirements,
+    extra="sklearn",
+)
+_load_pyfunc = FLAVOR.mlflow_loader()
+
+__all__ = ["FLAVOR", "FLAVOR_NAME", "PREDICT_FNS", "default_pip_requirements", "load_model", "save_model", "_load_pyfunc"]

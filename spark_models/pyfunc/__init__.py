@@ -27,14 +27,13 @@ from typing import Any, Sequence
 
 from spark_models.environment import default_requirements
 from spark_models.exceptions import InvalidArgumentError
+from spark_models.flavors.contract import PYFUNC as FLAVOR_NAME
+from spark_models.flavors.saving import saved_model
 from spark_models.mlmodel import Model
 from spark_models.pyfunc.loading import load_model
 from spark_models.pyfunc.model import PythonModel, PythonModelContext
 from spark_models.pyfunc.model import save_model as _save_python_model
 from spark_models.pyfunc.pyfunc_model import PyFuncModel
-from spark_models.saving import copy_code_paths, finish_model, prepare_model_dir
-
-FLAVOR_NAME = "python_function"
 
 __all__ = [
     "FLAVOR_NAME",
@@ -101,25 +100,19 @@ def _save_with_loader_module(
     path, loader_module, data_path, code_paths, conda_env, mlflow_model, signature, input_example,
     pip_requirements, extra_pip_requirements, metadata,
 ) -> Model:
-    model_dir = prepare_model_dir(path)
-    try:
-        data = None
+    with saved_model(path, default_pip=default_requirements(), mlflow_model=mlflow_model, code_paths=code_paths,
+                     signature=signature, input_example=input_example, conda_env=conda_env,
+                     pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements,
+                     metadata=metadata) as draft:
+        data = {}
         if data_path is not None:
             src = Path(data_path)
             if not src.exists():
                 raise InvalidArgumentError(f"data_path {str(src)!r} does not exist")
-            data = src.name
-            (shutil.copytree if src.is_dir() else shutil.copy2)(src, model_dir / data)
-        conf: dict[str, Any] = {"loader_module": loader_module, "code": copy_code_paths(code_paths, model_dir)}
-        if data is not None:
-            conf["data"] = data
-        return finish_model(
-            model_dir, mlflow_model or Model(), conf, default_requirements(), signature, input_example,
-            conda_env, pip_requirements, extra_pip_requirements, metadata,
-        )
-    except BaseException:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        raise
+            data = {"data": src.name}
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, draft.dir / src.name)
+        draft.set_pyfunc(loader_module, code=draft.code, **data)
+    return draft.model
 
 
 def __getattr__(name: str) -> Any:

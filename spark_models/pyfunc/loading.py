@@ -1,22 +1,25 @@
-"""``load_model``: model URI → ``PyFuncModel`` through the python_function loader contract."""
+"""``load_model``: model URI → ``PyFuncModel``, through the flavor registry.
+
+The URI is resolved and MLmodel parsed once (a :class:`~spark_models.flavors.contract.LoadContext`);
+its ``python_function.loader_module`` names the flavor (ours, MLflow's ``mlflow.<flavor>``
+names, a registered third party's, or a model's own module shipped in ``code/``), whose
+``load_pyfunc(context)`` builds the implementation.
+"""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from spark_models.environment import python_version, read_requirements, requirement_name
 from spark_models.exceptions import ArtifactNotFoundError, MalformedModelError, MissingDependencyError
-from spark_models.flavors.registry import loader_module_name
-from spark_models.mlmodel import Model
+from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.registry import flavor_for_loader_module
 from spark_models.pyfunc.pyfunc_model import PyFuncModel
-from spark_models.uri import resolve_model_uri
 
 _logger = logging.getLogger(__name__)
 
@@ -48,28 +51,31 @@ def load_model(
     >>> model = spark_models.pyfunc.load_model("path/to/model")  # doctest: +SKIP
     >>> model.predict(df)  # doctest: +SKIP
     """
-    local = resolve_model_uri(model_uri, dst_path)
-    meta = Model.load(local)
-    conf = meta.get_flavor("python_function")
+    context = open_model(model_uri, dst_path, model_config)
+    conf = context.flavor_conf("python_function")
     if "loader_module" not in conf:
-        raise MalformedModelError(f"{local / 'MLmodel'}: python_function flavor has no 'loader_module'")
+        raise MalformedModelError(f"{context.model_dir / 'MLmodel'}: python_function flavor has no 'loader_module'")
     if not suppress_warnings:
         _warn_python_mismatch(conf)
-    add_code_to_sys_path(local, conf)
-    data_path = local / conf["data"] if conf.get("data") else local
-    if not data_path.exists():
-        raise ArtifactNotFoundError(f"Model data {str(data_path)!r} named in {local / 'MLmodel'} does not exist")
-    loader = import_loader_module(conf["loader_module"], local)
-    try:
-        impl = _call_loader(loader, str(data_path), model_config)
-    except ModuleNotFoundError as e:
-        raise MissingDependencyError(_missing_package_message(conf["loader_module"], e.name or "?", local)) from e
-    except MissingDependencyError as e:
-        missing = getattr(e, "missing_module", None)
-        if missing is None:
-            raise
-        raise MissingDependencyError(f"{_missing_package_message(conf['loader_module'], missing, local)} ({e})") from e
-    return PyFuncModel(meta, impl, model_uri=os.fspath(model_uri), local_path=local)
+    add_code_to_sys_path(context)
+    if not context.data_path.exists():
+        raise ArtifactNotFoundError(
+            f"Model data {str(context.data_path)!r} named in {context.model_dir / 'MLmodel'} does not exist")
+    flavor = pyfunc_flavor(context)
+    with _naming_requirements(conf["loader_module"], context.model_dir):
+        impl = flavor.load_pyfunc(context)
+    return PyFuncModel(context.model, impl, model_uri=os.fspath(model_uri), local_path=context.model_dir)
+
+
+def pyfunc_flavor(context: LoadContext) -> Flavor:
+    """The flavor named by the model's ``loader_module``, with the model's requirements in the
+    error when its library is missing."""
+    loader = context.pyfunc_conf["loader_module"]
+    with _naming_requirements(loader, context.model_dir):
+        flavor = flavor_for_loader_module(loader)
+    if flavor.load_pyfunc is None:
+        raise MalformedModelError(f"Loader module {loader!r} (flavor {flavor.name!r}) has no python_function form")
+    return flavor
 
 
 def _warn_python_mismatch(conf: dict[str, Any]) -> None:
@@ -82,12 +88,12 @@ def _warn_python_mismatch(conf: dict[str, Any]) -> None:
         )
 
 
-def add_code_to_sys_path(model_dir: Path, conf: dict[str, Any]) -> None:
+def add_code_to_sys_path(context: LoadContext) -> None:
     """Put the model's ``code`` directory (and the code paths in it) on ``sys.path``."""
-    code = conf.get("code")
+    code = context.pyfunc_conf.get("code")
     if not code:
         return
-    code_dir = model_dir / code
+    code_dir = context.path(code, "code directory")
     if not code_dir.is_dir():
         raise ArtifactNotFoundError(f"Code directory {str(code_dir)!r} named in MLmodel does not exist")
     for path in (str(code_dir), *(str(p) for p in code_dir.iterdir() if p.is_dir())):
@@ -95,13 +101,18 @@ def add_code_to_sys_path(model_dir: Path, conf: dict[str, Any]) -> None:
             sys.path.insert(0, path)
 
 
-def import_loader_module(name: str, model_dir: Path) -> ModuleType:
-    """Import the loader (MLflow names mapped to ours), naming the missing package on failure."""
-    module = loader_module_name(name)
+@contextmanager
+def _naming_requirements(loader: str, model_dir: Path) -> Iterator[None]:
+    """A missing module becomes a MissingDependencyError naming the model's requirement for it."""
     try:
-        return importlib.import_module(module)
+        yield
     except ModuleNotFoundError as e:
-        raise MissingDependencyError(_missing_package_message(name, e.name or module, model_dir)) from e
+        raise MissingDependencyError(_missing_package_message(loader, e.name or loader, model_dir)) from e
+    except MissingDependencyError as e:
+        missing = getattr(e, "missing_module", None)
+        if missing is None:
+            raise
+        raise MissingDependencyError(f"{_missing_package_message(loader, missing, model_dir)} ({e})") from e
 
 
 def _missing_package_message(loader: str, missing: str, model_dir: Path) -> str:
@@ -115,18 +126,3 @@ def _missing_package_message(loader: str, missing: str, model_dir: Path) -> str:
     if reqs:
         return f"{head} The model's requirements.txt lists: {', '.join(reqs)}"
     return f"{head} The model has no requirements.txt; install the package that provides {top!r}."
-
-
-def _call_loader(loader: ModuleType, data_path: str, model_config: dict[str, Any] | None) -> Any:
-    load = getattr(loader, "_load_pyfunc", None)
-    if load is None:
-        raise MalformedModelError(f"Loader module {loader.__name__!r} has no _load_pyfunc(path) function")
-    try:
-        accepts_config = "model_config" in inspect.signature(load).parameters
-    except (TypeError, ValueError):
-        accepts_config = False
-    if accepts_config:
-        return load(data_path, model_config=model_config)
-    if model_config:
-        _logger.warning("Loader %s takes no model_config; ignoring it", loader.__name__)
-    return load(data_path)

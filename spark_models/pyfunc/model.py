@@ -10,15 +10,15 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 from spark_models import serialization
 from spark_models.environment import default_requirements
 from spark_models.exceptions import ArtifactNotFoundError, InvalidArgumentError, MalformedModelError
+from spark_models.flavors.contract import PYFUNC, Flavor, LoadContext
+from spark_models.flavors.saving import saved_model
 from spark_models.mlmodel import Model
-from spark_models.saving import copy_code_paths, finish_model, prepare_model_dir
 
 _logger = logging.getLogger(__name__)
 
@@ -138,33 +138,24 @@ def save_model(
         raise InvalidArgumentError("save_model needs python_model (a PythonModel instance)")
     if not callable(getattr(python_model, "predict", None)):
         raise InvalidArgumentError(f"python_model must have a predict() method; got {type(python_model).__name__}")
-    model_dir = prepare_model_dir(path)
-    mlflow_model = mlflow_model or Model()
-    try:
-        serialization.dump(python_model, model_dir / PYTHON_MODEL_FILE, serialization.CLOUDPICKLE)
-        conf: dict[str, Any] = {
-            "loader_module": LOADER_MODULE,
-            "python_model": PYTHON_MODEL_FILE,
-            "cloudpickle_version": _cloudpickle_version(),
-            "code": copy_code_paths(code_paths, model_dir),
-        }
+    with saved_model(path, default_pip=default_pip_requirements(), mlflow_model=mlflow_model, code_paths=code_paths,
+                     signature=signature, input_example=input_example, conda_env=conda_env,
+                     pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements,
+                     metadata=metadata) as draft:
+        serialization.dump(python_model, draft.dir / PYTHON_MODEL_FILE, serialization.CLOUDPICKLE)
+        conf: dict[str, Any] = {"python_model": PYTHON_MODEL_FILE, "cloudpickle_version": _cloudpickle_version(),
+                                "code": draft.code}
         if artifacts:
-            conf["artifacts"] = _copy_artifacts(artifacts, model_dir)
+            conf["artifacts"] = _copy_artifacts(artifacts, draft.dir)
         if model_config:
             conf["model_config"] = model_config
+        draft.set_pyfunc(FLAVOR.module, **conf)
+        draft.predict_for_signature = lambda example: _wrapper(draft.dir, conf, model_config).predict(example)
+    return draft.model
 
-        def _predict(example):
-            loaded = _load_pyfunc(str(model_dir), model_config, _conf=conf)
-            return loaded.predict(example)
 
-        finish_model(
-            model_dir, mlflow_model, conf, default_requirements("cloudpickle"), signature, input_example,
-            conda_env, pip_requirements, extra_pip_requirements, metadata, predict_for_signature=_predict,
-        )
-    except BaseException:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        raise
-    return mlflow_model
+def default_pip_requirements() -> list[str]:
+    return default_requirements("cloudpickle")
 
 
 def _cloudpickle_version() -> str:
@@ -173,25 +164,48 @@ def _cloudpickle_version() -> str:
     return cloudpickle.__version__
 
 
-def _artifact_paths(model_dir: Path, conf: dict[str, Any]) -> dict[str, str]:
+def _artifact_paths(context: LoadContext, conf: dict[str, Any]) -> dict[str, str]:
     paths = {}
     for name, entry in (conf.get("artifacts") or {}).items():
         rel = entry.get("path") if isinstance(entry, dict) else entry
-        full = model_dir / rel
+        full = context.path(rel, f"artifact {name!r}")
         if not full.exists():
             raise ArtifactNotFoundError(f"Artifact {name!r} of the model is missing: {str(full)!r}")
         paths[name] = str(full)
     return paths
 
 
-def _load_pyfunc(model_path: str, model_config: dict[str, Any] | None = None, _conf: dict[str, Any] | None = None):
-    """Loader entry point (``python_function.loader_module``)."""
-    model_dir = Path(model_path)
-    conf = _conf or Model.load(model_dir).get_flavor("python_function")
+def _wrapper(model_dir: Path, conf: dict[str, Any], model_config: dict[str, Any] | None) -> "_PythonModelPyfuncWrapper":
+    model = Model().add_flavor(PYFUNC, **conf)
+    return _load_python_model(LoadContext(model_dir, model, dict(model_config or {})))
+
+
+def _load_python_model(context: LoadContext) -> _PythonModelPyfuncWrapper:
+    """The pyfunc form: unpickle ``python_model.pkl`` and call its ``load_context``."""
+    conf = context.pyfunc_conf
     if "python_model" not in conf:
-        raise MalformedModelError(f"{model_dir}/MLmodel: python_function flavor has no 'python_model' entry")
-    python_model = serialization.load_pickle(model_dir / conf["python_model"])
-    config = {**(conf.get("model_config") or {}), **(model_config or {})}
-    context = PythonModelContext(_artifact_paths(model_dir, conf), config)
-    python_model.load_context(context)
-    return _PythonModelPyfuncWrapper(python_model, context)
+        raise MalformedModelError(f"{context.model_dir}/MLmodel: python_function flavor has no 'python_model' entry")
+    python_model = serialization.load_pickle(context.path(conf["python_model"], "python_model"))
+    config = {**(conf.get("model_config") or {}), **context.model_config}
+    model_context = PythonModelContext(_artifact_paths(context, conf), config)
+    python_model.load_context(model_context)
+    return _PythonModelPyfuncWrapper(python_model, model_context)
+
+
+def load_model(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None = None) -> Any:
+    """The ``PyFuncModel`` of a custom model (as :func:`spark_models.pyfunc.load_model`)."""
+    from spark_models.pyfunc.loading import load_model as load_pyfunc_model
+
+    return load_pyfunc_model(model_uri, dst_path=dst_path)
+
+
+FLAVOR = Flavor(
+    name=PYFUNC,
+    save_model=save_model,
+    load_model=load_model,
+    load_pyfunc=_load_python_model,
+    default_pip_requirements=default_pip_requirements,
+    module=LOADER_MODULE,
+    mlflow_module="mlflow.pyfunc.model",
+)
+_load_pyfunc = FLAVOR.mlflow_loader()

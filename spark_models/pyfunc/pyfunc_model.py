@@ -7,7 +7,7 @@ from typing import Any
 
 from spark_models.exceptions import InvalidArgumentError
 from spark_models.mlmodel import Model
-from spark_models.signature import ModelSignature
+from spark_models.schema.signature import ModelSignature
 
 
 class PyFuncModel:
@@ -40,7 +40,7 @@ class PyFuncModel:
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Score ``data``: enforce the signature's input schema and params, then predict."""
-        from spark_models.enforcement import enforce_params, enforce_schema
+        from spark_models.schema.enforcement import enforce_params, enforce_schema
 
         signature = self.signature
         if signature is not None:

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from spark_models.environment import read_requirements, requirement_name
 from spark_models.exceptions import InvalidArgumentError
-from spark_models.mlmodel import Model
-from spark_models.uri import resolve_model_uri
+from spark_models.flavors.contract import open_model
 
 _logger = logging.getLogger(__name__)
 
@@ -35,8 +34,8 @@ def build_context(model_uri: str, context_dir: str | Path, install_java: bool | 
     target = Path(context_dir)
     if target.exists() and any(target.iterdir()):
         raise InvalidArgumentError(f"Build context directory {str(target)!r} is not empty")
-    source = resolve_model_uri(model_uri)
-    meta = Model.load(source)
+    context = open_model(model_uri)
+    source, meta = context.model_dir, context.model
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, target / "model", ignore=shutil.ignore_patterns("__pycache__"))
     kept, dropped = _split_requirements(read_requirements(source))

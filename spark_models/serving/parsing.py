@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spark_models.json_decoding import decode_json_columns
-from spark_models.signature import ModelSignature
+from spark_models.schema.json_decoding import decode_json_columns
+from spark_models.schema.signature import ModelSignature
 from spark_models.types import Schema
 
 CSV = "text/csv"

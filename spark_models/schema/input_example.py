@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from spark_models.exceptions import ArtifactNotFoundError, InvalidArgumentError, MalformedModelError
-from spark_models.json_decoding import decode_json_columns
+from spark_models.schema.json_decoding import decode_json_columns
 
 EXAMPLE_FILE = "input_example.json"
 SERVING_EXAMPLE_FILE = "serving_input_example.json"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from spark_models.exceptions import SchemaError
-from spark_models.types import ParamSchema, Schema
+from spark_models.schema.params import ParamSchema
+from spark_models.schema.types import Schema
 
 
 class ModelSignature:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from spark_models.exceptions import SchemaEnforcementError
-from spark_models.types import DataType, Schema
+from spark_models.schema.types import DataType, Schema
 
 _FLOATS = {DataType.float, DataType.double}
 _INTS = {DataType.integer, DataType.long}

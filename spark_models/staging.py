@@ -18,50 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from spark_models.sessions import is_connect, is_local_master
+
 _logger = logging.getLogger(__name__)
 
 DFS_TMP_ENV = "SPARK_MODELS_DFS_TMP"
 _CLUSTER_DEFAULT = "/tmp/spark-models-dfs"  # schemeless: the cluster's default file system
-
-
-def is_connect(spark: Any) -> bool:
-    return type(spark).__module__.startswith("pyspark.sql.connect")
-
-
-def is_local_master(spark: Any) -> bool:
-    if is_connect(spark):
-        return False
-    master = spark.sparkContext.master
-    return master == "local" or master.startswith("local[")
-
-
-def active_session(create: bool = True) -> Any:
-    """The active SparkSession; a local one is started when there is none and ``create``."""
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.getActiveSession()
-    if spark is None and create:
-        from spark_models.exceptions import NotSupportedError
-
-        if _inside_spark_task():
-            raise NotSupportedError(
-                "A Spark ML model cannot start a SparkSession inside a Spark task; use "
-                "spark_models.spark.load_model(uri).transform(df) on the driver instead"
-            )
-        _logger.info("No active SparkSession; starting a local one to run the Spark ML model")
-        spark = (
-            SparkSession.builder.master("local[*]")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .getOrCreate()
-        )
-    return spark
-
-
-def _inside_spark_task() -> bool:
-    from pyspark import TaskContext
-
-    return TaskContext.get() is not None
 
 
 def dfs_tmp_root(dfs_tmpdir: str | None) -> str:

@@ -14,25 +14,17 @@ import numpy as np
 import pandas as pd
 
 from spark_models.exceptions import SchemaError
-from spark_models.signature import ModelSignature
-from spark_models.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema, TensorSpec
+from spark_models.schema.params import ParamSchema, ParamSpec
+from spark_models.schema.signature import ModelSignature
+from spark_models.schema.type_table import signature_type_of_numpy
+from spark_models.schema.types import ColSpec, DataType, Schema, TensorSpec
 
 
 def _data_type_of_numpy(dtype: np.dtype, label: str) -> DataType:
-    kind, size = dtype.kind, dtype.itemsize
-    if kind == "b":
-        return DataType.boolean
-    if kind == "i":
-        return DataType.integer if size <= 4 else DataType.long
-    if kind == "u":
-        return DataType.integer if size <= 2 else DataType.long
-    if kind == "f":
-        return DataType.float if size <= 4 else DataType.double
-    if kind == "M":
-        return DataType.datetime
-    if kind in "US":
-        return DataType.string if kind == "U" else DataType.binary
-    raise SchemaError(f"Cannot infer a column type for {label!r} of dtype {dtype}")
+    name = signature_type_of_numpy(dtype)
+    if name is None:
+        raise SchemaError(f"Cannot infer a column type for {label!r} of dtype {dtype}")
+    return DataType(name)
 
 
 def _data_type_of_values(values: pd.Series, label: str) -> DataType:

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spark_models.column_types import convert_column
+from spark_models.schema.columns import convert_column, convert_param
 from spark_models.exceptions import SchemaEnforcementError
-from spark_models.types import ParamSchema, Schema, TensorSpec
+from spark_models.schema.params import ParamSchema
+from spark_models.schema.types import Schema, TensorSpec
 
 _logger = logging.getLogger(__name__)
 _warned_extra: set[tuple[str, ...]] = set()
@@ -144,8 +145,6 @@ def _check_tensor(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 def enforce_params(params: dict[str, Any] | None, schema: ParamSchema | None) -> dict[str, Any] | None:
     """Params filled with defaults and converted to their declared types."""
-    from spark_models.column_types import convert_param
-
     if params is not None and not isinstance(params, dict):
         raise SchemaEnforcementError(f"params must be a dict, got {type(params).__name__}")
     if schema is None:

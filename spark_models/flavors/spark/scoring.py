@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import pandas as pd
 
 from spark_models.exceptions import SchemaEnforcementError, SchemaError
+from spark_models.flavors.spark.persistence import is_connect_ml_model, stages
+from spark_models.sessions import active_session
 
 _VECTOR_PARAMS = ("featuresCol", "inputCol")
 
@@ -33,17 +35,10 @@ def output_columns(signature: Any, requested: Sequence[str] | None = None) -> li
     return declared_outputs(signature) or ["prediction"]
 
 
-def _stages(model: Any) -> list:
-    stages = getattr(model, "stages", None)
-    if stages is None:
-        return [model]
-    return [s for stage in stages for s in _stages(stage)]
-
-
 def _vector_inputs(model: Any) -> set[str]:
     """Columns some stage reads as an ML vector (features of a predictor, input of a scaler …)."""
     names = set()
-    for stage in _stages(model):
+    for stage in stages(model):
         for param in _VECTOR_PARAMS:
             if stage.hasParam(param) and stage.isDefined(getattr(stage, param)):
                 names.add(stage.getOrDefault(getattr(stage, param)))
@@ -118,8 +113,6 @@ def _single_or_frame(out: pd.DataFrame, columns: list[str]) -> pd.Series | pd.Da
 
 def predict_pandas(model: Any, data: Any, signature: Any, spark: Any = None) -> pd.Series | pd.DataFrame:
     """Score a pandas DataFrame through Spark; a Series for one output column, else a DataFrame."""
-    from spark_models.flavors.spark_staging import active_session
-
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
     columns = output_columns(signature)
     if len(frame) == 0:  # nothing to score; Spark cannot infer types from an empty frame
@@ -160,7 +153,7 @@ class SparkPipelinePyfunc:
         self.model_config = model_config or {}
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> pd.Series | pd.DataFrame:
-        if type(self.model).__module__.startswith("pyspark.ml.connect."):
+        if is_connect_ml_model(self.model):
             return predict_connect_ml(self.model, data, self.signature)
         return predict_pandas(self.model, data, self.signature)
 
@@ -169,16 +162,15 @@ class SparkPipelinePyfunc:
 
 
 def transform_keep(df: Any, model: Any, output_cols: Sequence[str] | None, vectors_as_arrays: bool) -> Any:
-    """``model.transform(df)`` with ``df``'s columns and the output columns only."""
+    """``model.transform(df)`` with ``df``'s columns and the output columns only (``model``: a
+    fitted pipeline, or the URI of a spark-flavor model)."""
     signature = None
     if not hasattr(model, "transform"):
-        from spark_models.flavors.spark import load_model
-        from spark_models.mlmodel import Model
-        from spark_models.uri import resolve_model_uri
+        from spark_models.flavors.contract import open_model
+        from spark_models.flavors.spark.persistence import load_pipeline
 
-        local = resolve_model_uri(model)
-        signature = Model.load(local).signature
-        model = load_model(local)
+        context = open_model(model)
+        signature, model = context.signature, load_pipeline(context)
     columns = output_columns(signature, output_cols)
     transformed = model.transform(_arrays_to_vectors(df, model))
     return _select_outputs(transformed, columns, df.columns, vectors_as_arrays)

@@ -1,8 +1,6 @@
 """One column (or param) against one declared type: accept, convert losslessly, or explain.
 
-The conversion rule for numbers: a value type converts to a wider one of the same kind,
-an unsigned integer to a wider signed one, and an integer of 32 bits or fewer to double
-(int32 → float64 is exact; int64 → float64 is not). Integers never become float32, as in MLflow.
+Numbers convert only losslessly (:func:`spark_models.schema.type_table.lossless_numpy_cast`).
 """
 
 from __future__ import annotations
@@ -14,23 +12,11 @@ import numpy as np
 import pandas as pd
 
 from spark_models.exceptions import SchemaEnforcementError
-from spark_models.types import ColSpec, DataType, ParamSpec
+from spark_models.schema.params import ParamSpec
+from spark_models.schema.type_table import lossless_numpy_cast
+from spark_models.schema.types import ColSpec, DataType
 
 _NUMERIC = {DataType.integer, DataType.long, DataType.float, DataType.double}
-
-
-def numeric_cast_allowed(src: np.dtype, dst: np.dtype) -> bool:
-    """Whether every value of ``src`` is exactly representable in ``dst``."""
-    if src == dst:
-        return True
-    if src.kind == dst.kind and src.kind in "iuf":
-        return src.itemsize <= dst.itemsize
-    if src.kind == "u" and dst.kind == "i":
-        return src.itemsize < dst.itemsize
-    if src.kind in "iu" and dst.kind == "f":
-        # As MLflow: integers widen only to double, and only from 32 bits or fewer.
-        return dst.itemsize == 8 and src.itemsize < 8
-    return False
 
 
 def _fail(label: str, spec: ColSpec, actual: Any, why: str = "") -> SchemaEnforcementError:
@@ -83,7 +69,7 @@ def _convert_numeric(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
     if src.kind == "f" and target.kind in "iu":
         why = _missing_ints_hint(label) if values.isna().any() else "Floats never convert to integers implicitly"
         raise _fail(label, spec, values.dtype, why)
-    if not numeric_cast_allowed(src, target):
+    if not lossless_numpy_cast(src, target):
         why = ""
         if src.kind in "iu" and target.kind == "f":
             why = f"{src} to {target} can lose precision; declare the column as {'double' if src.itemsize < 8 else 'long'} or convert it"
