@@ -11,6 +11,22 @@ differently (JVM: Spark's column-major ``Matrix.toArray``; Python: numpy's row-m
 both are "0.25.x" today. The Python writer is recognised by its ``bundle.json``, which it
 alone writes with ``json.dump(..., indent=3)`` (the JVM's pretty printer indents by 2);
 its matrices are converted to the JVM layout on reading (:data:`Bundle.writer` says which).
+
+Reading does not trust the bundle (see :mod:`mleap_bridge.safety`); each refusal is a
+``MalformedModelError`` naming the bundle and what is refused. A child in ``nodes`` must be
+a plain folder name (no ``/``, ``\\``, ``..``, absolute path, duplicate) and every file read
+must resolve inside the bundle. Symbolic links are refused anywhere in a directory bundle
+(``bundle.json`` and ``root/``; the bundle path itself may be a link), as are special files
+and zip entries that are links: MLeap never writes links, so none is followed. A path that
+is neither a directory nor a zip archive is refused; a zip's absolute or ``..`` entries are
+refused, and its entry count and declared uncompressed size are checked against
+``SPARK_MODELS_MAX_ARCHIVE_ENTRIES`` (100,000) and ``SPARK_MODELS_MAX_ARCHIVE_BYTES`` (8 GiB)
+before extraction, which also counts the bytes actually written. A node folder without
+``model.json`` / ``node.json``, invalid JSON, a socket without ``port`` / ``name`` or a node
+without ``op`` names the file and the node. Sizes a node declares (vector widths, feature and
+class counts, tensor dimensions) are checked when its op is compiled against
+``SPARK_MODELS_MAX_VECTOR_SIZE`` (2**24), and a tensor whose dimensions disagree with its
+number of values is an error (:mod:`spark_models.limits` has the limits).
 """
 
 from __future__ import annotations
@@ -24,7 +40,7 @@ import tempfile
 import uuid
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +48,7 @@ import numpy as np
 from spark_models.exceptions import MalformedModelError, ModelNotFoundError, NotSupportedError
 
 from mleap_bridge import attributes as attrs
+from mleap_bridge.safety import check_tree, check_width, extract_zip, inside
 
 BUNDLE_VERSION = "0.25.0"  # the MLeap version whose format we write
 JVM, PYTHON = "jvm", "python"  # bundle writers (see the module docstring)
@@ -50,6 +67,7 @@ class Node:
     outputs: list[tuple[str, str]] = field(default_factory=list)
     children: list["Node"] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # extra files in the node folder (trees)
+    origin: str = field(default="", compare=False, repr=False)  # bundle and folder it was read from (messages)
 
     def attr(self, name: str, kind: str, default: Any = attrs.UNSET) -> Any:
         """The decoded attribute; a missing one gives ``default`` if passed, else the kind's default."""
@@ -62,6 +80,22 @@ class Node:
         if name not in self.attributes:
             raise MalformedModelError(f"node {self.name!r} (op {self.op!r}) has no attribute {name!r}")
         return attrs.matrix(self.attributes[name], name, self.name)
+
+    def size(self, name: str, kind: str = "long", default: Any = attrs.UNSET, minimum: int = 0) -> int:
+        """A size the node declares (vector width, feature or class count), checked against
+        ``SPARK_MODELS_MAX_VECTOR_SIZE``: an error names the node, the attribute, the value and the limit."""
+        return check_width(self.name, name, self.attr(name, kind, default), self.op, minimum)
+
+    def checked(self, what: str, value: Any, minimum: int = 0) -> int:
+        """A size derived from the node's attributes (``what`` says how), checked like :meth:`size`."""
+        return check_width(self.name, what, value, self.op, minimum)
+
+    def file(self, relative: str) -> str:
+        """The text of an extra file of the node folder (e.g. ``tree0/tree.json``)."""
+        if relative not in self.files:
+            where = f" (bundle {self.origin})" if self.origin else ""
+            raise MalformedModelError(f"MLeap node {self.name!r} (op {self.op!r}){where} has no file {relative!r}")
+        return self.files[relative]
 
     def input(self, port: str = "input") -> str:
         return _socket(self.inputs, port, self.name, "input")
@@ -89,46 +123,113 @@ class Bundle:
 
 # ---- reading ----------------------------------------------------------------------------
 
-def _read_json(path: Path, text: str | None = None) -> Any:
-    try:
-        return json.loads(path.read_text() if text is None else text)
-    except FileNotFoundError:
-        raise MalformedModelError(f"Bundle file {str(path)!r} is missing") from None
-    except json.JSONDecodeError as e:
-        raise MalformedModelError(f"{path}: not valid JSON ({e})") from None
+@dataclass
+class _Reader:
+    """Where a bundle is read from: ``root`` (resolved; holds bundle.json) and ``source`` (for messages)."""
+
+    root: Path
+    source: Path
+
+    def where(self, path: Path) -> str:
+        return f"MLeap bundle {str(self.source)!r}, {path.relative_to(self.root).as_posix()}"
+
+    def text(self, path: Path, node: str | None = None) -> str:
+        """A file of the bundle: refused if it is a link, not a regular file, or outside the root."""
+        about = self.where(path) + (f" (node {node!r})" if node else "")
+        inside(self.root, path, about)
+        if path.is_symlink():
+            raise MalformedModelError(f"{about} is a symbolic link; links inside a bundle are refused")
+        if not path.is_file():
+            raise MalformedModelError(f"{about} is missing" if not path.exists() else f"{about} is not a file")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise MalformedModelError(f"{about} is not UTF-8 text ({e})") from None
+
+    def json_object(self, path: Path, node: str | None = None, text: str | None = None) -> dict[str, Any]:
+        text = self.text(path, node) if text is None else text
+        about = self.where(path) + (f" (node {node!r})" if node else "")
+        try:
+            value = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise MalformedModelError(f"{about} is not valid JSON ({e})") from None
+        if not isinstance(value, dict):
+            raise MalformedModelError(f"{about} holds a JSON {type(value).__name__}, not an object")
+        return value
 
 
-def _read_node(folder: Path) -> Node:
-    model, info = _read_json(folder / "model.json"), _read_json(folder / "node.json")
-    shape = info.get("shape") or {}
-    node = Node(
-        name=info.get("name", folder.name),
-        op=model.get("op", ""),
-        attributes=model.get("attributes") or {},
-        inputs=[(s["port"], s["name"]) for s in shape.get("inputs", [])],
-        outputs=[(s["port"], s["name"]) for s in shape.get("outputs", [])],
-    )
-    if node.op == "pipeline":
-        for child in node.attr("nodes", "list", []):
-            node.children.append(_read_node(folder / f"{child}.node"))
-    for extra in folder.iterdir():
+def _sockets(reader: _Reader, path: Path, node: str, shape: dict[str, Any], side: str) -> list[tuple[str, str]]:
+    sockets = shape.get(side, [])
+    if not isinstance(sockets, list):
+        raise MalformedModelError(f"{reader.where(path)} (node {node!r}): shape {side!r} is not a list")
+    out = []
+    for i, socket in enumerate(sockets):
+        for key in ("port", "name"):
+            if not isinstance(socket, dict) or not isinstance(socket.get(key), str):
+                raise MalformedModelError(f"{reader.where(path)} (node {node!r}): {side[:-1]} socket #{i} "
+                                          f"{socket!r} has no string {key!r}")
+        out.append((socket["port"], socket["name"]))
+    return out
+
+
+def _child_folder(reader: _Reader, folder: Path, node: Node, child: Any, seen: set[str]) -> Path:
+    """``<child>.node`` next to the pipeline's model.json; names that would leave it are refused."""
+    about = f"{reader.where(folder / 'model.json')}: pipeline node {node.name!r} lists child {child!r} in 'nodes'"
+    if not isinstance(child, str) or child in ("", ".", "..") or any(c in child for c in "/\\\0"):
+        raise MalformedModelError(f"{about}; a child must be a plain folder name (<name>.node next to model.json), "
+                                  "not a path")
+    if child in seen:
+        raise MalformedModelError(f"{about} more than once")
+    seen.add(child)
+    path = folder / f"{child}.node"
+    inside(reader.root, path, about)
+    return path
+
+
+def _node_files(reader: _Reader, folder: Path, node: Node) -> None:
+    """Other files of the node folder and of its non-node subfolders (tree ensembles: <tree>/tree.json)."""
+    for extra in sorted(folder.iterdir()):
         if extra.is_file() and extra.name not in ("model.json", "node.json"):
-            node.files[extra.name] = extra.read_text()
+            node.files[extra.name] = reader.text(extra, node.name)
         elif extra.is_dir() and not extra.name.endswith(".node"):
-            for sub in extra.iterdir():  # tree ensembles: <tree>/model.json + tree.json
+            for sub in sorted(extra.iterdir()):
                 if sub.is_file():
-                    node.files[f"{extra.name}/{sub.name}"] = sub.read_text()
+                    node.files[f"{extra.name}/{sub.name}"] = reader.text(sub, node.name)
+
+
+_MAX_DEPTH = 100  # pipelines nested deeper than this are refused (MLeap nests a few levels)
+
+
+def _read_node(reader: _Reader, folder: Path, label: str, depth: int = 0) -> Node:
+    if depth > _MAX_DEPTH:
+        raise MalformedModelError(f"{reader.where(folder)}: pipelines are nested more than {_MAX_DEPTH} levels deep")
+    if not folder.is_dir():
+        raise MalformedModelError(f"{reader.where(folder)}: the folder of node {label!r} is missing")
+    model = reader.json_object(folder / "model.json", label)
+    info = reader.json_object(folder / "node.json", label)
+    name = info.get("name", folder.name)
+    if not isinstance(name, str):
+        raise MalformedModelError(f"{reader.where(folder / 'node.json')} (node {label!r}): 'name' is {name!r}")
+    op, attributes, shape = model.get("op"), model.get("attributes") or {}, info.get("shape") or {}
+    if not isinstance(op, str) or not op:
+        raise MalformedModelError(f"{reader.where(folder / 'model.json')} (node {name!r}) has no 'op'")
+    if not isinstance(attributes, dict) or not isinstance(shape, dict):
+        raise MalformedModelError(f"{reader.where(folder)} (node {name!r}): 'attributes' and 'shape' must be objects")
+    node = Node(name, op, attributes, _sockets(reader, folder / "node.json", name, shape, "inputs"),
+                _sockets(reader, folder / "node.json", name, shape, "outputs"),
+                origin=f"{str(reader.source)!r}, {folder.relative_to(reader.root).as_posix()}")
+    if node.op == "pipeline":
+        seen: set[str] = set()
+        for child in node.attr("nodes", "list", []):
+            child_folder = _child_folder(reader, folder, node, child, seen)
+            node.children.append(_read_node(reader, child_folder, child, depth + 1))
+    _node_files(reader, folder, node)
     return node
 
 
 def safe_unzip(archive: Path, dest: Path) -> None:
-    """Extract ``archive`` refusing absolute paths and ``..`` entries."""
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.namelist():
-            parts = PurePosixPath(member.replace("\\", "/")).parts
-            if member.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-                raise MalformedModelError(f"{archive}: refusing unsafe zip entry {member!r}")
-        zf.extractall(dest)
+    """Extract ``archive`` within the archive limits, refusing absolute paths, ``..`` and links."""
+    extract_zip(archive, dest)
 
 
 def read_bundle(path: str | Path) -> Bundle:
@@ -139,11 +240,15 @@ def read_bundle(path: str | Path) -> Bundle:
     source = Path(text)
     if not source.exists():
         raise ModelNotFoundError(f"MLeap bundle {text!r} does not exist")
-    if source.is_file():
-        with tempfile.TemporaryDirectory(prefix="mleap-bundle-") as tmp:
-            safe_unzip(source, Path(tmp))
-            return _read_dir(Path(tmp), source)
-    return _read_dir(source, source)
+    if source.is_dir():
+        root = source.resolve()
+        check_tree(root, source)
+        return _read_dir(_Reader(root, source))
+    if not source.is_file() or not zipfile.is_zipfile(source):
+        raise MalformedModelError(f"MLeap bundle {text!r} is neither a directory nor a zip archive")
+    with tempfile.TemporaryDirectory(prefix="mleap-bundle-") as tmp:
+        safe_unzip(source, Path(tmp))
+        return _read_dir(_Reader(Path(tmp).resolve(), source))
 
 
 _PYTHON_INDENT = re.compile(r"\A\ufeff?\{\r?\n {3}\S")  # json.dump(indent=3): the mleap package's writer
@@ -163,23 +268,25 @@ def _python_matrices_to_jvm(root: Node) -> None:
     for node in _all_nodes(root):
         for op, name, transpose in _PYTHON_MATRICES:
             if node.op == op and name in node.attributes:
-                rows = np.atleast_2d(np.asarray(attrs.decode(node.attributes[name]), dtype=np.float64))
+                rows = np.atleast_2d(np.asarray(attrs.decode(node.attributes[name], name, node.name), dtype=np.float64))
                 node.attributes[name] = attrs.matrix_tensor(rows.T if transpose else rows)
 
 
-def _read_dir(folder: Path, source: Path) -> Bundle:
-    text = (folder / "bundle.json").read_text() if (folder / "bundle.json").is_file() else None
-    info = _read_json(folder / "bundle.json", text)
+def _read_dir(reader: _Reader) -> Bundle:
+    path = reader.root / "bundle.json"
+    text = reader.text(path)
+    info = reader.json_object(path, text=text)
     fmt = info.get("format", "json")
     if fmt != "json":
-        raise NotSupportedError(f"{source}: MLeap bundle format {fmt!r} is unsupported; only the JSON format is read")
-    writer = PYTHON if _PYTHON_INDENT.match(text or "") else JVM
-    root = _read_node(folder / "root")
+        raise NotSupportedError(f"{reader.source}: MLeap bundle format {fmt!r} is unsupported; only the JSON format "
+                                "is read")
+    writer = PYTHON if _PYTHON_INDENT.match(text) else JVM
+    root = _read_node(reader, reader.root / "root", "root")
     if writer == PYTHON:
-        _log.debug("%s: written by the mleap Python package; reading its matrices as row-major", source)
+        _log.debug("%s: written by the mleap Python package; reading its matrices as row-major", reader.source)
         _python_matrices_to_jvm(root)
-    return Bundle(root, info.get("name", ""), info.get("version", ""), info.get("uid", ""), info.get("timestamp", ""),
-                  writer)
+    return Bundle(root, str(info.get("name", "")), str(info.get("version", "")), str(info.get("uid", "")),
+                  str(info.get("timestamp", "")), writer)
 
 
 # ---- writing ----------------------------------------------------------------------------

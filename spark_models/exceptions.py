@@ -55,5 +55,9 @@ class SchemaEnforcementError(SparkModelsError, ValueError):
     """Model input does not match the model signature."""
 
 
+class ModelOutputError(SparkModelsError, ValueError):
+    """The model returned output that breaks the pyfunc contract (e.g. not one row per input row)."""
+
+
 class NotSupportedError(SparkModelsError, NotImplementedError):
     """The operation is not supported for this model, session or version (the message says which)."""

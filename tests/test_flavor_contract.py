@@ -100,7 +100,7 @@ def test_saved_model_refuses_a_non_empty_directory(tmp_path):
 
 def test_saved_model_arguments_are_keyword_only(tmp_path):
     with pytest.raises(TypeError):
-        saved_model(tmp_path / "m", [])  # noqa: the default requirements must be named
+        saved_model(tmp_path / "m", [])  # the default requirements must be named
 
 
 def _refusing_flavor() -> Flavor:

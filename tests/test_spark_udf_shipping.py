@@ -12,7 +12,7 @@ import pytest
 
 import spark_models.pyfunc
 from spark_models.exceptions import MalformedModelError
-from udf.shipping import _archive_root, build_archive, content_hash, extracted_model_dir, safe_extract
+from udf.shipping import _archive_root, build_archive, content_hash, extracted_model_dir, private_dir, safe_extract
 
 
 def _tar(path: Path, *members: tarfile.TarInfo) -> Path:
@@ -108,7 +108,7 @@ def test_spark_udf_leaves_no_temporary_directory_per_shipment(spark, tmp_path):
 def test_refused_archive_leaves_no_temporary_directory(tmp_path):
     archive = _tar(tmp_path / "bad.tar.gz", _entry("../escaped"))
     key = uuid.uuid4().hex[:20]
-    root = Path(tempfile.gettempdir()) / "spark-models-extracted"
+    root = private_dir("extracted")
     with pytest.raises(MalformedModelError, match="unsafe archive entry"):
         extracted_model_dir(archive, key)
     assert not [p for p in root.iterdir() if key in p.name]

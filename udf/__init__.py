@@ -114,7 +114,7 @@ def _check_arguments(env_manager: str, batch_size: int | None) -> None:
 
 
 def _scoring_plan(spark: Any, local_dir: Path, model_uri: str, signature: Any, *, result_type: Any,
-                  params: dict | None, batch_size: int | None) -> Any:
+                  params: dict | None, batch_size: int | None, allow_code: bool) -> Any:
     """Ship the model and decide what every task needs (pickled into each of them)."""
     from udf.binding import tensor_inputs
     from udf.plan import ScoringPlan
@@ -125,12 +125,13 @@ def _scoring_plan(spark: Any, local_dir: Path, model_uri: str, signature: Any, *
     return ScoringPlan(
         model_key=key, archive=_ship(spark, local_dir, key), model_uri=model_uri, result_type=result_type,
         local_dir=str(local_dir) if is_local_master(spark) else None, params=params, batch_size=batch_size,
-        tensors=tensor_inputs(signature), declared_outputs=declared_kinds(signature),
+        tensors=tensor_inputs(signature), declared_outputs=declared_kinds(signature), allow_code=allow_code,
     )
 
 
 def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str = "local",
-              params: dict | None = None, batch_size: int | None = None) -> SparkModelUDF:
+              params: dict | None = None, batch_size: int | None = None, *,
+              allow_code: bool | None = None) -> SparkModelUDF:
     """A Spark UDF that scores any python_function model with Arrow batches.
 
     Args:
@@ -148,6 +149,9 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
         params: inference params, validated now against the signature's params schema.
         batch_size: rows per ``model.predict`` call. None merges Spark's Arrow batches
             up to 100,000 rows (or 32 MiB); a number gives every call exactly that many.
+        allow_code: False loads only models that run no code of their own, checked now on the
+            driver and again in every task (see :mod:`spark_models.flavors.trust`); None reads
+            ``$SPARK_MODELS_ALLOW_CODE`` on the driver (default True).
 
     The returned callable binds input columns by name: ``u()`` takes the signature's
     input columns, ``u("a", "b")`` / ``u(col("a"), ...)`` pass columns under their own
@@ -184,10 +188,14 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     from udf.result_types import parse_result_type
 
     _check_arguments(env_manager, batch_size)
-    context = open_model(model_uri)
+    context = open_model(model_uri, allow_code=allow_code)
+    if not context.allow_code:
+        from spark_models.pyfunc.loading import check_trusted
+
+        check_trusted(context)
     local_dir = _dir_for_tasks(spark, context, os.fspath(model_uri))
     signature = context.signature if local_dir == context.model_dir else Model.load(local_dir).signature
     params = enforce_params(params, signature.params) if signature is not None else params
-    plan = _scoring_plan(spark, local_dir, os.fspath(model_uri), signature,
+    plan = _scoring_plan(spark, local_dir, os.fspath(model_uri), signature, allow_code=context.allow_code,
                          result_type=parse_result_type(result_type, signature), params=params, batch_size=batch_size)
     return SparkModelUDF(plan, signature, model_uri)

@@ -43,6 +43,7 @@ class ScoringPlan:
     declared_outputs: Optional[Mapping[Optional[str], Kind]] = None
     column_names: Optional[Tuple[str, ...]] = None
     flatten: bool = True
+    allow_code: bool = True
 
     def bound(self, names: list[str] | None, flatten: bool = False) -> "ScoringPlan":
         """This plan with the UDF's argument columns named (see the class docstring)."""

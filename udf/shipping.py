@@ -17,16 +17,23 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from spark_models import limits
 from spark_models.exceptions import MalformedModelError, UnsafeModelError
 
 _ARCHIVE_PREFIX = "spark-models-"
 _logger = logging.getLogger(__name__)
 
 
+def _model_files(model_dir: Path) -> list[Path]:
+    """The model's files, without the bytecode Python writes when its code is imported."""
+    return sorted(p for p in model_dir.rglob("*")
+                  if p.is_file() and "__pycache__" not in p.relative_to(model_dir).parts)
+
+
 def content_hash(model_dir: Path) -> str:
     """A digest of every file's relative path and bytes."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+    for path in _model_files(model_dir):
         digest.update(path.relative_to(model_dir).as_posix().encode())
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -34,16 +41,23 @@ def content_hash(model_dir: Path) -> str:
     return digest.hexdigest()[:20]
 
 
-def _archive_root() -> Path:
-    """This user's directory of model archives (one per model content, reused, never per call)."""
+def private_dir(kind: str) -> Path:
+    """``$TMPDIR/spark-models-<kind>-<uid>``: created 0700; refused unless this user owns it and
+    nobody else may read or write it (another user could plant a model there)."""
     user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    root = Path(tempfile.gettempdir()) / f"spark-models-archives-{user}"
+    root = Path(tempfile.gettempdir()) / f"spark-models-{kind}-{user}"
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     if hasattr(os, "getuid"):
-        info = root.stat()
-        if info.st_uid != os.getuid() or info.st_mode & 0o022:
-            raise UnsafeModelError(f"{root} is not a private directory of this user; remove it or set TMPDIR")
+        info = root.lstat()
+        if root.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise UnsafeModelError(f"{root} is not a private directory of this user (owner uid {info.st_uid}, mode "
+                                   f"{oct(info.st_mode & 0o777)}); remove it or set TMPDIR")
     return root
+
+
+def _archive_root() -> Path:
+    """This user's directory of model archives (one per model content, reused, never per call)."""
+    return private_dir("archives")
 
 
 def build_archive(model_dir: Path, key: str) -> Path:
@@ -60,9 +74,8 @@ def build_archive(model_dir: Path, key: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{key}-", suffix=".tmp", dir=root)
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=1) as tar:
-            for path in sorted(model_dir.rglob("*")):
-                if path.is_file():
-                    tar.add(path, arcname=path.relative_to(model_dir).as_posix())
+            for path in _model_files(model_dir):
+                tar.add(path, arcname=path.relative_to(model_dir).as_posix())
         os.replace(tmp, out)  # atomic: a concurrent builder of the same key writes the same bytes
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -104,33 +117,56 @@ def archive_name(key: str) -> str:
 
 
 def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract refusing absolute paths, ``..`` and links that leave ``dest``."""
+    """Extract refusing absolute paths, ``..``, links, special files, and archives over the size
+    limits of :mod:`spark_models.limits` (checked before anything is written)."""
+    limit = limits.current()
     with tarfile.open(archive, "r:*") as tar:
-        for member in tar.getmembers():
-            name = member.name
-            if name.startswith("/") or os.path.isabs(name) or ".." in Path(name).parts:
-                raise MalformedModelError(f"{archive}: refusing unsafe archive entry {name!r}")
-            if member.issym() or member.islnk():
-                raise MalformedModelError(f"{archive}: refusing link entry {name!r}")
-            if not (member.isfile() or member.isdir()):
-                raise MalformedModelError(f"{archive}: refusing special file entry {name!r}")
+        members = tar.getmembers()
+        if len(members) > limit.archive_entries:
+            raise MalformedModelError(f"{archive}: {len(members)} entries exceed the limit of {limit.archive_entries} "
+                                      f"(raise {limits.MAX_ARCHIVE_ENTRIES_ENV} to allow more)")
+        total = sum(m.size for m in members if m.isfile())
+        if total > limit.archive_bytes:
+            raise MalformedModelError(f"{archive}: {total} uncompressed bytes exceed the limit of {limit.archive_bytes} "
+                                      f"(raise {limits.MAX_ARCHIVE_BYTES_ENV} to allow more)")
+        for member in members:
+            _check_member(archive, member)
         tar.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
 
 
+def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
+    name = member.name
+    if name.startswith("/") or os.path.isabs(name) or ".." in Path(name).parts:
+        raise MalformedModelError(f"{archive}: refusing unsafe archive entry {name!r}")
+    if member.issym() or member.islnk():
+        raise MalformedModelError(f"{archive}: refusing link entry {name!r}")
+    if not (member.isfile() or member.isdir()):
+        raise MalformedModelError(f"{archive}: refusing special file entry {name!r}")
+
+
 def extracted_model_dir(archive: Path, key: str) -> Path:
-    """Extract ``archive`` once per machine (atomic rename), returning the model directory."""
-    root = Path(tempfile.gettempdir()) / "spark-models-extracted"
+    """The model of ``archive`` extracted once per machine into this user's private directory.
+
+    It is extracted under a temporary name and renamed when complete, and used only while its
+    content hashes to ``key``: a partial, stale or foreign directory is replaced, never served.
+    """
+    root = private_dir("extracted")
     target = root / key
-    if (target / "MLmodel").is_file():
+    if (target / "MLmodel").is_file() and content_hash(target) == key:
         return target
-    root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
         safe_extract(archive, tmp)
-        os.replace(tmp, target)
-    except OSError:  # another process won the race; its copy is identical
-        if not (target / "MLmodel").is_file():
-            raise
+        if content_hash(tmp) != key:
+            raise MalformedModelError(f"{archive}: its content does not match the model hash {key} it was shipped as")
+        if target.exists():
+            _logger.warning("Replacing %s: its content does not match the model it is named after", target)
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process won the race; its copy is used only if it matches
+            if not ((target / "MLmodel").is_file() and content_hash(target) == key):
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -14,7 +14,7 @@ import pandas as pd
 from spark_models.exceptions import SparkModelsError
 from udf.plan import UNNAMED_TENSOR, ScoringPlan, TensorInput
 
-_MODELS: dict[str, Any] = {}
+_MODELS: dict[tuple[str, bool], Any] = {}
 
 
 def _model_dir(key: str, archive: str, local_dir: str | None) -> Path:
@@ -29,12 +29,15 @@ def _model_dir(key: str, archive: str, local_dir: str | None) -> Path:
     return extracted_model_dir(Path(SparkFiles.get(archive)), key)
 
 
-def cached_model(key: str, archive: str, local_dir: str | None) -> Any:
-    model = _MODELS.get(key)
+def cached_model(plan: ScoringPlan) -> Any:
+    """The plan's model, loaded once per worker process (and per trust mode)."""
+    cache_key = (plan.model_key, plan.allow_code)
+    model = _MODELS.get(cache_key)
     if model is None:
         from spark_models.pyfunc.loading import load_model
 
-        model = _MODELS[key] = load_model(_model_dir(key, archive, local_dir), suppress_warnings=True)
+        model_dir = _model_dir(plan.model_key, plan.archive, plan.local_dir)
+        model = _MODELS[cache_key] = load_model(model_dir, suppress_warnings=True, allow_code=plan.allow_code)
     return model
 
 
@@ -94,6 +97,6 @@ class ScoringFunction:
         from udf.batching import model_batches
 
         plan = self.plan
-        model = cached_model(plan.model_key, plan.archive, plan.local_dir)
+        model = cached_model(plan)
         for frame in model_batches(map(self._frame, batches), plan.batch_size):
             yield self._score(model, frame)

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spark_models.exceptions import SchemaEnforcementError
+from spark_models.exceptions import MalformedModelError, SchemaEnforcementError
 
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
@@ -34,8 +34,25 @@ def _ports(node: Node, side: str) -> list[str]:
 _ASSEMBLER_DEFAULT = "error"  # Spark's default; MLeap's own bundles carry no handle_invalid and MLeap fails on nulls
 
 
+def _declared_width(node: Node) -> int:
+    """The output width ``input_shapes`` declares (scalars count 1), each size and the sum within the limit."""
+    total = 0
+    for i, shape in enumerate(node.attr("input_shapes", "list", [])):
+        tensor = shape.get("tensorShape") if isinstance(shape, dict) else None
+        dims = tensor.get("dimensions") if isinstance(tensor, dict) else None
+        if not isinstance(dims, list):
+            total += 1
+            continue
+        for d in dims:
+            size = d.get("size", -1) if isinstance(d, dict) else d
+            if not (isinstance(size, int) and size < 0):  # MLeap writes -1 for a size it does not know
+                total += node.checked(f"input_shapes[{i}] size", size)
+    return node.checked("input_shapes (total width)", total)
+
+
 def _assembler(node: Node) -> Kernel:
     inputs, output = numbered_ports(node.inputs, "input"), node.output()
+    _declared_width(node)
     invalid = node.attr("handle_invalid", "string", _ASSEMBLER_DEFAULT)
 
     def run(frame: Frame) -> None:
@@ -99,9 +116,13 @@ def _as_strings(values: np.ndarray) -> np.ndarray:
 
 
 def _label_lists(node: Node) -> list[list[str]]:
-    count = node.attr("labels_length", "int", None)
-    if count is not None:
-        return [node.attr(f"labels_array_{i}", "list", []) for i in range(int(count))]
+    if "labels_length" in node.attributes:
+        count = node.size("labels_length", "int")
+        missing = next((i for i in range(count) if f"labels_array_{i}" not in node.attributes), None)
+        if missing is not None:  # found before count runs far past the attributes there are
+            raise MalformedModelError(f"MLeap node {node.name!r} (string_indexer): labels_length is {count} but "
+                                      f"there is no attribute 'labels_array_{missing}'")
+        return [node.attr(f"labels_array_{i}", "list", []) for i in range(count)]
     return [node.attr("labels", "list", [])]
 
 
@@ -183,16 +204,27 @@ def _one_hot(index: np.ndarray, width: int, categories: int, keep_invalid: bool,
     return out
 
 
+def _category_sizes(node: Node) -> list[int] | None:
+    """``category_sizes`` (current multi-column form), each checked; None in the old form."""
+    sizes = node.attr("category_sizes", "list", None)
+    return None if sizes is None else [node.checked(f"category_sizes[{i}]", s) for i, s in enumerate(sizes)]
+
+
+def _encoder_specs(node: Node) -> list[tuple[int, int, bool]]:
+    """(output width, categories, keep invalid) per column, every width within the vector-size limit."""
+    drop_last = node.attr("drop_last", "boolean")
+    sizes = _category_sizes(node)
+    if sizes is None:  # MLeap's old single-column form: `size` is the output width
+        width = node.size("size", "long")
+        return [(width, width + 1 if drop_last else width, False)]
+    keep = node.attr("handle_invalid", "string", "error") == "keep"
+    return [(node.checked(f"output width of category_sizes[{i}]", s + int(keep) - int(drop_last)), s, keep)
+            for i, s in enumerate(sizes)]
+
+
 def _encoder(node: Node) -> Kernel:
     inputs, outputs = _ports(node, "input"), _ports(node, "output")
-    drop_last = node.attr("drop_last", "boolean")
-    sizes = node.attr("category_sizes", "list", None)
-    if sizes is None:  # MLeap's old single-column form: `size` is the output width
-        width = int(node.attr("size", "long"))
-        specs = [(width, width + 1 if drop_last else width, False)]
-    else:
-        keep = node.attr("handle_invalid", "string", "error") == "keep"
-        specs = [(int(s) + int(keep) - int(drop_last), int(s), keep) for s in sizes]
+    specs = _encoder_specs(node)
     tables = [np.eye(c + 1, w) if (c + 1) * w <= _TABLE_LIMIT else None for w, c, _ in specs]
 
     def run(frame: Frame) -> None:
@@ -222,10 +254,10 @@ def _encoder_to_spark(node: Node) -> Any:
     from mleap_bridge import jvm
 
     drop_last = bool(node.attr("drop_last", "boolean"))
-    sizes = node.attr("category_sizes", "list", None)
+    sizes = _category_sizes(node)
     invalid = node.attr("handle_invalid", "string", "error")
     if sizes is None:  # old form: `size` is the output width
-        sizes, invalid = [int(node.attr("size", "long")) + int(drop_last)], "error"
+        sizes, invalid = [node.size("size", "long") + int(drop_last)], "error"
     return jvm.new_model("org.apache.spark.ml.feature.OneHotEncoderModel", OneHotEncoderModel, node.name,
                          jvm.int_array(sizes), inputCols=_ports(node, "input"), outputCols=_ports(node, "output"),
                          dropLast=drop_last, handleInvalid=invalid)
@@ -240,6 +272,9 @@ def _scaler(node: Node) -> Kernel:
     mean = node.attr("mean", "tensor", None)
     std = node.attr("std", "tensor", None)
     factor = None if std is None else np.divide(1.0, std, out=np.zeros_like(std, dtype=np.float64), where=std != 0)
+    if mean is not None and std is not None and np.shape(mean) != np.shape(std):
+        raise MalformedModelError(f"MLeap node {node.name!r} (standard_scaler): attribute 'mean' has shape "
+                                  f"{np.shape(mean)} but 'std' has {np.shape(std)}")
     column, output = node.input(), node.output()
 
     def run(frame: Frame) -> None:

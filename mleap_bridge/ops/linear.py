@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from spark_models.exceptions import MalformedModelError
+
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
 from mleap_bridge.frame import Frame, as_float
@@ -82,6 +84,9 @@ def _binary_scores(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray, np.nd
 def _multinomial_scores(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     weights = node.matrix("coefficient_matrix")  # classes × features (MLeap: column-major values)
     intercepts = as_float(node.attr("intercept_vector", "tensor")).ravel()
+    if len(intercepts) != len(weights):
+        raise MalformedModelError(f"MLeap node {node.name!r} (logistic_regression): 'intercept_vector' has "
+                                  f"{len(intercepts)} values but 'coefficient_matrix' has {len(weights)} rows")
     thresholds = node.attr("thresholds", "list", None)
 
     def scores(x: np.ndarray):
@@ -105,6 +110,7 @@ def _is_multinomial(node: Node) -> bool:
 
 
 def _logistic(node: Node) -> Kernel:
+    node.size("num_classes", "long", 2)
     scores = _multinomial_scores(node) if _is_multinomial(node) else _binary_scores(node)
     ports = [("raw_prediction", 0), ("probability", 1), ("prediction", 2)]
     outputs = [(node.output(port), i) for port, i in ports if node.output(port)]
@@ -157,7 +163,7 @@ def _logistic_to_spark(node: Node) -> Any:
 
     from mleap_bridge import jvm
 
-    k = int(node.attr("num_classes", "long", 2))
+    k = node.size("num_classes", "long", 2)
     multinomial = _is_multinomial(node)
     if multinomial:
         matrix, intercepts = node.matrix("coefficient_matrix"), node.attr("intercept_vector", "tensor")

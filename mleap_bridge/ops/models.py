@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spark_models.exceptions import NotSupportedError, SchemaEnforcementError
+from spark_models.exceptions import MalformedModelError, NotSupportedError, SchemaEnforcementError
 
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
@@ -82,9 +82,21 @@ def _nb_raw(model_type: str, pi: np.ndarray, theta: np.ndarray, sigma: np.ndarra
     raise NotSupportedError(f"naive_bayes model_type {model_type!r} is not supported (multinomial, bernoulli, gaussian)")
 
 
-def _naive_bayes(node: Node) -> Kernel:
-    pi, theta = as_float(node.attr("pi", "tensor")).ravel(), node.matrix("theta")  # classes × features
+def _nb_matrices(node: Node) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """pi, theta (classes × features) and sigma, with the declared sizes and their shapes checked."""
+    node.size("num_features", "long"), node.size("num_classes", "long")
+    pi, theta = as_float(node.attr("pi", "tensor")).ravel(), node.matrix("theta")
     sigma = node.matrix("sigma", None)
+    if len(pi) != len(theta) or (sigma is not None and sigma.size and sigma.shape != theta.shape):
+        raise MalformedModelError(f"MLeap node {node.name!r} (naive_bayes): 'pi' has {len(pi)} values, 'theta' is "
+                                  f"{theta.shape[0]}x{theta.shape[1]}"
+                                  + ("" if sigma is None else f", 'sigma' {sigma.shape[0]}x{sigma.shape[1]}")
+                                  + "; they must agree")
+    return pi, theta, sigma
+
+
+def _naive_bayes(node: Node) -> Kernel:
+    pi, theta, sigma = _nb_matrices(node)
     raw_of = _nb_raw(node.attr("model_type", "string", "multinomial"), pi, theta, sigma)
     thresholds = node.attr("thresholds", "list", None)
 
@@ -119,7 +131,7 @@ def _nb_to_spark(node: Node) -> Any:
 
     from mleap_bridge import jvm
 
-    theta, sigma = node.matrix("theta"), node.matrix("sigma", None)
+    _, theta, sigma = _nb_matrices(node)
     sigma = np.zeros((0, 0)) if sigma is None or sigma.size == 0 else sigma
     thresholds = node.attr("thresholds", "list", None)
     return jvm.new_model("org.apache.spark.ml.classification.NaiveBayesModel", NaiveBayesModel, node.name,
@@ -136,11 +148,19 @@ register(OpSpec("naive_bayes", _naive_bayes, ("NaiveBayesModel",), _nb_from_spar
 # ---- k_means ----------------------------------------------------------------------------
 
 def _centers(node: Node) -> np.ndarray:
+    node.size("num_features", "long")
     raw = node.attributes.get("cluster_centers", {})
-    tensors = raw.get("tensor") if raw.get("type") == "list" else None
-    if tensors is not None:
-        return np.stack([as_float(A.decode({"type": "tensor", **t})).ravel() for t in tensors])
-    return np.atleast_2d(as_float(node.attr("cluster_centers", "tensor")))
+    tensors = raw.get("tensor") if isinstance(raw, dict) and raw.get("type") == "list" else None
+    if tensors is None:
+        return np.atleast_2d(as_float(node.attr("cluster_centers", "tensor")))
+    if not isinstance(tensors, list) or not all(isinstance(t, dict) for t in tensors):
+        raise MalformedModelError(f"MLeap node {node.name!r} (k_means): 'cluster_centers' is not a list of tensors")
+    centers = [as_float(A.decode({"type": "tensor", **t}, f"cluster_centers[{i}]", node.name)).ravel()
+               for i, t in enumerate(tensors)]
+    if not centers or len({len(c) for c in centers}) != 1:
+        raise MalformedModelError(f"MLeap node {node.name!r} (k_means): 'cluster_centers' holds centers of lengths "
+                                  f"{sorted({len(c) for c in centers})}; they must be one length, and at least one")
+    return np.stack(centers)
 
 
 def _kmeans(node: Node) -> Kernel:

@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from spark_models.exceptions import MalformedModelError
+
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
 from mleap_bridge.frame import Frame, as_float
@@ -37,6 +39,9 @@ def _model(java_class: str, python_class: Any, node: Node, *args: Any, **params:
 
 def _min_max(node: Node) -> Kernel:
     lo, hi = as_float(node.attr("min", "tensor")), as_float(node.attr("max", "tensor"))
+    if lo.shape != hi.shape:
+        raise MalformedModelError(f"MLeap node {node.name!r} (min_max_scaler): attribute 'min' has shape {lo.shape} "
+                                  f"but 'max' has {hi.shape}")
     new_min, new_max = float(node.attr("minValue", "double", 0.0)), float(node.attr("maxValue", "double", 1.0))
     span = hi - lo
     safe = np.where(span != 0, span, 1.0)

@@ -167,8 +167,12 @@ def _hash_version(node: Node) -> int:
     return version
 
 
+def _num_features(node: Node) -> int:
+    return node.size("num_features", "long", 1 << 18, minimum=1)
+
+
 def _hashing_tf(node: Node) -> Kernel:
-    size, binary = int(node.attr("num_features", "long", 1 << 18)), node.attr("binary", "boolean")
+    size, binary = _num_features(node), node.attr("binary", "boolean")
     version = _hash_version(node)
 
     def counts(tokens: Any) -> np.ndarray:
@@ -193,7 +197,7 @@ def _hashing_to_spark(node: Node) -> Any:
     from pyspark.ml.feature import HashingTF
 
     params = {"inputCol": node.input(), "outputCol": node.output(), "binary": bool(node.attr("binary", "boolean")),
-              "numFeatures": int(node.attr("num_features", "long", 1 << 18))}
+              "numFeatures": _num_features(node)}
     stage = HashingTF(**params)
     if _hash_version(node) == 1:
         from mleap_bridge import jvm
@@ -207,6 +211,7 @@ register(OpSpec("hashing_term_frequency", _hashing_tf, ("HashingTF",), _hashing_
 
 def _count_vectorizer(node: Node) -> Kernel:
     vocabulary = node.attr("vocabulary", "list", [])
+    node.checked("vocabulary (its length is the vector width)", len(vocabulary))
     index = {term: i for i, term in enumerate(vocabulary)}
     binary, min_tf = node.attr("binary", "boolean"), float(node.attr("min_tf", "double", 1.0))
 
@@ -232,7 +237,9 @@ def _count_from_spark(stage: Any, shapes: dict) -> Node:
 def _count_to_spark(node: Node) -> Any:
     from pyspark.ml.feature import CountVectorizerModel
 
-    model = CountVectorizerModel.from_vocabulary(list(node.attr("vocabulary", "list", [])), node.input(), node.output(),
+    vocabulary = list(node.attr("vocabulary", "list", []))
+    node.checked("vocabulary (its length is the vector width)", len(vocabulary))
+    model = CountVectorizerModel.from_vocabulary(vocabulary, node.input(), node.output(),
                                                  minTF=float(node.attr("min_tf", "double", 1.0)))
     return model.setBinary(bool(node.attr("binary", "boolean")))
 

@@ -14,32 +14,55 @@ from typing import Any, Callable
 
 import numpy as np
 
+from spark_models.exceptions import MalformedModelError
+from spark_models.limits import MAX_VECTOR_SIZE_ENV
 
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
 from mleap_bridge.frame import Frame, as_float
 from mleap_bridge.ops import OpSpec, register
 from mleap_bridge.ops.tree_export import trees_of
+from mleap_bridge.safety import vector_limit, whole_number
 
 Kernel = Callable[[Frame], None]
 _logger = logging.getLogger(__name__)
 
 
 class Tree:
-    """Flat arrays of one tree: per node feature, threshold, children, categories, leaf values."""
+    """Flat arrays of one tree: per node feature, threshold, children, categories, leaf values.
 
-    def __init__(self, lines: list[dict[str, Any]]):
+    ``where`` names the node and file in errors; a feature index is checked against ``max_feature``."""
+
+    def __init__(self, lines: list[Any], where: str = "tree.json", max_feature: int | None = None):
         self.feature, self.threshold, self.left, self.right = [], [], [], []
         self.categories: dict[int, tuple[set, bool]] = {}
         self.values: list[list[float]] = []
-        self._build(iter(lines))
+        self._where, self._max_feature = where, vector_limit() if max_feature is None else max_feature
+        self._build(lines)
         self.feature, self.threshold = np.asarray(self.feature), np.asarray(self.threshold, dtype=np.float64)
         self.left, self.right = np.asarray(self.left), np.asarray(self.right)
         width = max(len(v) for v in self.values)
         self.leaf_values = np.array([v + [0.0] * (width - len(v)) for v in self.values])
 
-    def _build(self, lines: Any) -> int:
-        line = next(lines)
+    def _build(self, lines: list[Any]) -> None:
+        """The pre-order lines (node, its left subtree, its right subtree), without recursion."""
+        pending: list[tuple[int, list[int]]] = []  # (parent, self.left or self.right) still to fill
+        for number, line in enumerate(lines, 1):
+            try:
+                i = self._add(line)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise MalformedModelError(f"{self._where}, tree node #{number}: not a tree node {line!r} "
+                                          f"({type(e).__name__}: {e})") from None
+            if pending:
+                parent, side = pending.pop()
+                side[parent] = i
+            if self.feature[i] >= 0:
+                pending += [(i, self.right), (i, self.left)]  # the left child comes first
+            if not pending:
+                return
+        raise MalformedModelError(f"{self._where}: the tree ends before all its children are given")
+
+    def _add(self, line: dict[str, Any]) -> int:
         i = len(self.feature)
         self.feature.append(-1)
         self.threshold.append(0.0)
@@ -48,15 +71,20 @@ class Tree:
         self.values.append([])
         if line["type"] == "leaf":
             self.values[i] = [float(v) for v in line["values"]]
+            if not self.values[i]:
+                raise ValueError("a leaf without values")
             return i
         split = line["split"]
-        self.feature[i] = int(split.get("featureIndex", 0))
+        feature = whole_number(split.get("featureIndex", 0))
+        if feature is None or not 0 <= feature <= self._max_feature:
+            feature = split.get("featureIndex")
+            raise ValueError(f"featureIndex {feature!r} is not from 0 to {self._max_feature} (num_features, "
+                             f"or {MAX_VECTOR_SIZE_ENV} when the node declares none)")
+        self.feature[i] = feature
         if split["type"] == "continuous":
             self.threshold[i] = float(split.get("threshold", 0.0))
         else:
             self.categories[i] = ({float(c) for c in split.get("categories", [])}, bool(split.get("isLeft", False)))
-        self.left[i] = self._build(lines)
-        self.right[i] = self._build(lines)
         return i
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
@@ -78,9 +106,23 @@ class Tree:
             node[rows] = np.where(go_left, self.left[at], self.right[at])
 
 
+def _tree_lines(node: Node, prefix: str) -> list[Any]:
+    """The parsed lines of ``<prefix>tree.json``; invalid JSON is an error naming the node and file."""
+    where = f"MLeap node {node.name!r} ({node.op}), {prefix}tree.json"
+    lines = []
+    for number, line in enumerate(node.file(f"{prefix}tree.json").splitlines(), 1):
+        if line.strip():
+            try:
+                lines.append(json.loads(line))
+            except (json.JSONDecodeError, RecursionError) as e:
+                raise MalformedModelError(f"{where}, line {number}: not valid JSON ({e})") from None
+    return lines
+
+
 def _tree_from(node: Node, prefix: str = "") -> Tree:
-    text = node.files[f"{prefix}tree.json"]
-    return Tree([json.loads(line) for line in text.splitlines() if line.strip()])
+    features = node.size("num_features", "long")
+    return Tree(_tree_lines(node, prefix), f"MLeap node {node.name!r} ({node.op}), {prefix}tree.json",
+                max(features - 1, 0) if features else None)
 
 
 def _features(frame: Frame, node: Node) -> np.ndarray:
@@ -111,11 +153,25 @@ def _normalize(rows: np.ndarray) -> np.ndarray:
 
 # ---- kernels ----------------------------------------------------------------------------
 
-def _ensemble(node: Node) -> tuple[list[Tree], np.ndarray]:
+def _tree_names(node: Node) -> list[str]:
+    """The ``trees`` of an ensemble: plain folder names of the node folder (``<name>/tree.json``)."""
     names = node.attr("trees", "list", [])
+    for name in names:
+        if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+            raise MalformedModelError(f"MLeap node {node.name!r} ({node.op}): tree {name!r} in 'trees' is not a "
+                                      "plain folder name of the node folder")
+    return names
+
+
+def _ensemble(node: Node) -> tuple[list[Tree], np.ndarray]:
+    node.size("num_classes", "long", 2)
+    names = _tree_names(node)
     if not names:
         return [_tree_from(node)], np.ones(1)
     weights = as_float(node.attr("tree_weights", "list", [1.0] * len(names)))
+    if len(weights) != len(names):
+        raise MalformedModelError(f"MLeap node {node.name!r} ({node.op}): {len(names)} trees but "
+                                  f"{len(weights)} tree_weights")
     return [_tree_from(node, f"{n}/") for n in names], weights
 
 
@@ -237,9 +293,9 @@ def _java_node(lines: Any, classification: bool, num_classes: int, gw: Any) -> A
 
 
 def _java_tree_model(node: Node, prefix: str, classification: bool, num_classes: int, gw: Any) -> Any:
-    lines = iter([json.loads(x) for x in node.files[f"{prefix}tree.json"].splitlines() if x.strip()])
+    lines = iter(_tree_lines(node, prefix))
     root = _java_node(lines, classification, num_classes, gw)
-    features = int(node.attr("num_features", "long"))
+    features = node.size("num_features", "long")
     if classification:
         return gw.jvm.org.apache.spark.ml.classification.DecisionTreeClassificationModel(
             f"{node.name}_{prefix.strip('/')}", root, features, num_classes)
@@ -265,11 +321,11 @@ def _to_spark(node: Node) -> Any:
     package, class_name = _SPARK_CLASSES[node.op]
     python_class = getattr(importlib.import_module(f"pyspark.ml.{package}"), class_name)
     java_class = getattr(getattr(gw.jvm.org.apache.spark.ml, package), class_name)
-    k = int(node.attr("num_classes", "long", 2))
+    k = node.size("num_classes", "long", 2)
     classifier = package == "classification"
     leaf_counts = node.op in ("decision_tree_classifier", "random_forest_classifier")
-    names = node.attr("trees", "list", [])
-    features = int(node.attr("num_features", "long"))
+    names = _tree_names(node)
+    features = node.size("num_features", "long")
     if not names:
         java = _java_tree_model(node, "", leaf_counts, k, gw)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from typing import Any, Callable
 
@@ -23,9 +24,30 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as e:
             if verbose:
                 raise
-            text = str(e).strip()
-            message = text.splitlines()[0] if text else ""
-            click.echo(f"Error: {type(e).__name__}: {message}".rstrip(": "), err=True)
+            click.echo(one_line(e), err=True)
             sys.exit(1)
 
     return wrapper
+
+
+# What the scoring worker raises (udf/worker.py), as it appears inside Spark's task error text.
+_TASK_ERROR = re.compile(
+    r"spark_models\.exceptions\.SparkModelsError: Model (?P<model>'[^\n]*?') (?P<what>failed|output does not convert to "
+    r"[^\n]*?) on a batch of \d+ rows with columns \[[^\n]*?\]: (?P<error>[A-Za-z_][\w.]*: [^\n]*|[A-Za-z_][\w.]*)")
+_PYTHON_ERROR = re.compile(r"^(?P<error>(?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception)(?:: [^\n]*)?)$", re.M)
+
+
+def one_line(error: BaseException) -> str:
+    """``Error: Type: message``; for a failure inside a Spark task, the model's own exception."""
+    text = str(error).strip()
+    if type(error).__module__.startswith(("pyspark", "py4j")):
+        match = list(_TASK_ERROR.finditer(text))
+        if match:
+            last = match[-1]
+            where = "the model" if last["what"] == "failed" else f"converting the model's output ({last['what']})"
+            return f"Error: {last['error']} (raised by {where} {last['model']} in a Spark task; --verbose shows all)"
+        raised = [m["error"] for m in _PYTHON_ERROR.finditer(text) if not m["error"].startswith(("py4j", "org."))]
+        if raised:
+            return f"Error: {raised[-1]} (in a Spark task; --verbose shows all)"
+    message = text.splitlines()[0] if text else ""
+    return f"Error: {type(error).__name__}: {message}".rstrip(": ")

@@ -10,6 +10,16 @@ from typing import Any
 import click
 
 from spark_models.commands.errors import one_line_errors, verbose_option
+from spark_models.commands.save_modes import (
+    MODES,
+    append_parts,
+    check_not_overlapping,
+    local_path,
+    normalize_mode,
+    replace_with,
+    should_score,
+    staged_output,
+)
 from spark_models.commands.tabular_io import FORMATS, infer_format, read_pandas, read_spark, write_pandas, write_spark
 
 _logger = logging.getLogger(__name__)
@@ -53,39 +63,99 @@ def _scored_columns(df: Any, udf: Any, out_fmt: str) -> Any:
     return df.withColumn(PREDICTION, column)
 
 
-def _predict_spark(model_uri: str, source: str, target: str, in_fmt: str, out_fmt: str, result_type: str | None,
-                   master: str) -> int:
+def _typed_for_signature(df: Any, signature: Any) -> Any:
+    """Text input (CSV/JSON) read with the signature's numeric types, as ``--local`` reads it:
+    numbers become the declared float type; integers widen to the declared integer type."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    inputs = getattr(signature, "inputs", None)
+    if inputs is None or inputs.is_tensor_spec() or not inputs.has_input_names():
+        return df
+    present = {f.name: f.dataType for f in df.schema.fields}
+    integral = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+    for spec in inputs.inputs:
+        source, target = present.get(spec.name), spec.type.to_spark()
+        if source is None or source == target:
+            continue
+        widen = isinstance(target, T.LongType) or not isinstance(source, T.LongType)
+        numeric_to_float = isinstance(target, (T.FloatType, T.DoubleType)) and isinstance(source, T.NumericType)
+        if numeric_to_float or (isinstance(target, integral) and isinstance(source, integral) and widen):
+            df = df.withColumn(spec.name, F.col(f"`{spec.name}`").cast(target))
+    return df
+
+
+def _predict_spark(model_uri: str, source: str, target: str, in_fmt: str, out_fmt: str, *, result_type: str | None,
+                   master: str, mode: str, allow_code: bool | None) -> int:
     from spark_models.pyfunc import spark_udf
 
     spark, created = _session(master)
     try:
         df = read_spark(spark, source, in_fmt) if source != "-" else spark.createDataFrame(read_pandas("-", in_fmt))
-        scored = _scored_columns(df, spark_udf(spark, model_uri, result_type=result_type), out_fmt)
+        udf = spark_udf(spark, model_uri, result_type=result_type, allow_code=allow_code)
+        if in_fmt in ("csv", "json"):
+            df = _typed_for_signature(df, udf.signature)
+        scored = _scored_columns(df, udf, out_fmt)
         if target == "-":
             out = scored.toPandas()
             write_pandas(out, "-", out_fmt)
             return len(out)
-        write_spark(scored, target, out_fmt)
-        return spark.read.format(out_fmt).option("header", True).load(target).count() if out_fmt != "json" \
-            else spark.read.json(target).count()
+        if local_path(target) is None:
+            write_spark(scored, target, out_fmt, mode)
+            return df.count()
+        with staged_output(target) as staged:
+            write_spark(scored, staged.as_uri(), out_fmt, "errorifexists")
+            rows = _count_written(spark, staged, out_fmt)
+            if mode == "append" and local_path(target).exists():
+                append_parts(target, staged)
+            else:
+                replace_with(target, staged)
+        return rows
     finally:
         if created:
             spark.stop()
 
 
-def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fmt: str) -> int:
+def _count_written(spark: Any, path: Any, fmt: str) -> int:
+    uri = path.as_uri()
+    if fmt == "json":
+        return spark.read.json(uri).count()
+    return spark.read.format(fmt).option("header", True).load(uri).count()
+
+
+def _with_predictions(frame: Any, output: Any) -> Any:
+    """The input columns plus the prediction column(s), row by row (the output is aligned)."""
+    import pandas as pd
+
+    frame = frame.reset_index(drop=True)
+    if isinstance(output, pd.DataFrame):
+        return pd.concat([frame, output.reset_index(drop=True)], axis=1)
+    values = output.to_numpy() if isinstance(output, pd.Series) else output
+    return frame.assign(**{PREDICTION: list(values) if getattr(values, "ndim", 1) > 1 else values})
+
+
+def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fmt: str, *, mode: str,
+                   allow_code: bool | None) -> int:
     import pandas as pd
 
     from spark_models.pyfunc import load_model
+    from spark_models.schema.json_decoding import decode_json_columns
 
+    model = load_model(model_uri, allow_code=allow_code)
     frame = read_pandas(source, in_fmt)
-    output = load_model(model_uri).predict(frame)
-    if isinstance(output, pd.DataFrame):
-        result = pd.concat([frame.reset_index(drop=True), output.reset_index(drop=True)], axis=1)
-    else:
-        result = frame.assign(**{PREDICTION: list(output) if getattr(output, "ndim", 1) > 1 else output})
-    write_pandas(result, target, out_fmt)
-    return len(result)
+    if in_fmt in ("csv", "json") and model.signature is not None:
+        frame = decode_json_columns(frame, model.signature.inputs)  # text numbers read as the declared types
+    result = _with_predictions(frame, model.predict(frame))
+    if target == "-":
+        write_pandas(result, "-", out_fmt)
+        return len(result)
+    rows = len(result)
+    if mode == "append" and local_path(target).exists():
+        result = pd.concat([read_pandas(target, out_fmt), result], ignore_index=True)
+    with staged_output(target) as staged:
+        write_pandas(result, str(staged), out_fmt)
+        replace_with(target, staged)
+    return rows
 
 
 @click.command("predict")
@@ -97,16 +167,27 @@ def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fm
 @click.option("--result-type", default=None, help="spark_udf result type, e.g. double, 'array<double>', 'struct<a:int>'.")
 @click.option("--master", default="local[*]", show_default=True, help="Spark master URL.")
 @click.option("--local", "local_mode", is_flag=True, help="Score with pandas in this process; no Spark.")
+@click.option("--mode", "save_mode", default="errorifexists", show_default=True,
+              type=click.Choice([*MODES, "error"], case_sensitive=False),
+              help="When the output exists: errorifexists, overwrite, append or ignore (Spark's save modes).")
+@click.option("--allow-code/--no-allow-code", default=None,
+              help="Whether the model may run its own code (pickles, code/); default: $SPARK_MODELS_ALLOW_CODE, else yes.")
 @verbose_option
 @one_line_errors
 def predict(model_uri: str, input_path: str, output_path: str, out_format: str | None, input_format: str | None,
-            result_type: str | None, master: str, local_mode: bool) -> None:
+            result_type: str | None, master: str, local_mode: bool, save_mode: str, allow_code: bool | None) -> None:
     """Score INPUT with a model and write input columns + prediction column(s) to OUTPUT."""
     start = time.perf_counter()
+    mode = normalize_mode(save_mode)
+    check_not_overlapping(input_path, output_path)
     in_fmt = infer_format(input_path, input_format)
     out_fmt = out_format or in_fmt
+    if output_path != "-" and not should_score(output_path, mode):
+        click.echo(f"{output_path} exists and --mode ignore: nothing scored", err=True)
+        return
     if local_mode:
-        rows = _predict_local(model_uri, input_path, output_path, in_fmt, out_fmt)
+        rows = _predict_local(model_uri, input_path, output_path, in_fmt, out_fmt, mode=mode, allow_code=allow_code)
     else:
-        rows = _predict_spark(model_uri, input_path, output_path, in_fmt, out_fmt, result_type, master)
+        rows = _predict_spark(model_uri, input_path, output_path, in_fmt, out_fmt, result_type=result_type,
+                              master=master, mode=mode, allow_code=allow_code)
     click.echo(f"Scored {rows} rows in {time.perf_counter() - start:.1f} s -> {output_path}", err=True)

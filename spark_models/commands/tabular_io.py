@@ -99,8 +99,9 @@ def _is_json_lines(path: Path) -> bool:
         return False
 
 
-def write_spark(df: Any, path: str, fmt: str) -> None:
-    writer = df.write.mode("overwrite")
+def write_spark(df: Any, path: str, fmt: str, mode: str = "errorifexists") -> None:
+    """Spark's writer in save ``mode`` (see :mod:`spark_models.commands.save_modes`)."""
+    writer = df.write.mode(mode)
     if fmt == "csv":
         writer.option("header", True).csv(path)
     elif fmt == "json":

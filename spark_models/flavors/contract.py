@@ -30,6 +30,7 @@ class LoadContext:
     model_dir: Path
     model: Model
     model_config: Mapping[str, Any] = field(default_factory=dict)
+    allow_code: bool = True  # see spark_models.flavors.trust
 
     @property
     def pyfunc_conf(self) -> dict[str, Any]:
@@ -62,22 +63,31 @@ class LoadContext:
 
 
 def open_model(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None = None,
-               model_config: Mapping[str, Any] | None = None) -> LoadContext:
-    """Resolve ``model_uri`` to a local directory and parse its MLmodel: the one parse of a load."""
+               model_config: Mapping[str, Any] | None = None, *, allow_code: bool | None = None) -> LoadContext:
+    """Resolve ``model_uri`` to a local directory and parse its MLmodel: the one parse of a load.
+    ``allow_code`` None means ``$SPARK_MODELS_ALLOW_CODE`` (default True)."""
+    from spark_models.flavors.trust import resolve_allow_code
     from spark_models.uri import resolve_model_uri
 
     model_dir = resolve_model_uri(model_uri, dst_path)
-    return LoadContext(model_dir, Model.load(model_dir), dict(model_config or {}))
+    return LoadContext(model_dir, Model.load(model_dir), dict(model_config or {}), resolve_allow_code(allow_code))
 
 
 def context_from_path(path: str | os.PathLike, model_config: Mapping[str, Any] | None = None) -> LoadContext:
     """The context of a path MLflow hands a loader (the model directory, or its data path:
     ``sparkml``, ``mleap/model``, ``model.pkl``): the nearest directory above with an MLmodel."""
     start = Path(path).resolve()
+    from spark_models.flavors.trust import resolve_allow_code
+
     for candidate in (start, *list(start.parents)[:2]):
         if (candidate / MLMODEL_FILE_NAME).is_file():
-            return LoadContext(candidate, Model.load(candidate), dict(model_config or {}))
+            return LoadContext(candidate, Model.load(candidate), dict(model_config or {}), resolve_allow_code(None))
     raise ModelNotFoundError(f"No {MLMODEL_FILE_NAME} at or above {str(start)!r}")
+
+
+def runs_no_code(context: LoadContext) -> None:
+    """``Flavor.runs_code`` of a format that is data only (JSON, Parquet, skops, ONNX …)."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,9 @@ class Flavor:
     - ``extra``: the ``spark-models[extra]`` that installs its library.
     - ``prepare_for_udf(spark, context, model_uri) -> UdfBuild | None``: how spark_udf gets a copy
       its workers can score (None: ship as it is); raises NotSupportedError saying why it cannot.
+    - ``runs_code(context) -> str | None``: what loading this model runs from the model itself
+      (e.g. ``"unpickles model.pkl"``), None when nothing; use :func:`runs_no_code` to declare
+      that. Left unset, ``allow_code=False`` refuses the flavor (see :mod:`spark_models.flavors.trust`).
     - ``compile_native``: reserved for flavors that compile to Spark expressions (None: none do).
     """
 
@@ -106,6 +119,7 @@ class Flavor:
     mlflow_module: str | None = ""
     extra: str | None = None
     prepare_for_udf: Callable[[Any, LoadContext, str], UdfBuild | None] | None = None
+    runs_code: Callable[[LoadContext], str | None] | None = None
     compile_native: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:

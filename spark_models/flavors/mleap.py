@@ -18,7 +18,7 @@ import pandas as pd
 
 from spark_models.environment import default_requirements
 from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError, SchemaError
-from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.contract import Flavor, LoadContext, open_model, runs_no_code
 from spark_models.flavors.saving import saved_model
 from spark_models.mlmodel import Model
 
@@ -145,6 +145,7 @@ FLAVOR = Flavor(
     load_model=load_model,
     load_pyfunc=_load_pyfunc_context,
     default_pip_requirements=default_pip_requirements,
+    runs_code=runs_no_code,
 )
 _load_pyfunc = FLAVOR.mlflow_loader()
 

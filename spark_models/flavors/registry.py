@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
 
-from spark_models.exceptions import InvalidArgumentError, MissingDependencyError, UnknownFlavorError
+from spark_models.exceptions import InvalidArgumentError, MissingDependencyError, UnknownFlavorError, UnsafeModelError
 from spark_models.flavors.contract import PYFUNC, Flavor, LoadContext
 
 _logger = logging.getLogger(__name__)
@@ -121,11 +121,17 @@ def get_flavor(name: str) -> Flavor:
     return flavor
 
 
-def flavor_for_loader_module(loader_module: str) -> Flavor:
-    """The flavor that loads models whose ``python_function.loader_module`` is ``loader_module``."""
+def flavor_for_loader_module(loader_module: str, *, import_unregistered: bool = True) -> Flavor:
+    """The flavor that loads models whose ``python_function.loader_module`` is ``loader_module``.
+
+    A module no flavor registered is imported and adapted only with ``import_unregistered``;
+    without it that is an UnsafeModelError (importing it runs the model's code).
+    """
     for name, source in _all_sources().items():
         if loader_module in source.loader_modules:
             return get_flavor(name)
+    if not import_unregistered:
+        raise UnsafeModelError(f"its loader_module {loader_module!r} is not a registered flavor (importing it runs its code)")
     return flavor_from_module(importlib.import_module(loader_module))
 
 

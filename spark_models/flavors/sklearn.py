@@ -20,6 +20,7 @@ from spark_models.environment import default_requirements, installed_version
 from spark_models.exceptions import InvalidArgumentError, MalformedModelError
 from spark_models.flavors.contract import Flavor, LoadContext, open_model
 from spark_models.flavors.saving import saved_model
+from spark_models.flavors.trust import refusal
 from spark_models.mlmodel import Model
 
 _logger = logging.getLogger(__name__)
@@ -83,13 +84,29 @@ def _load_native(context: LoadContext, trusted_types: Sequence[str] | None = Non
     if "pickled_model" not in conf:
         raise MalformedModelError(f"{context.model_dir / 'MLmodel'}: sklearn flavor has no 'pickled_model' entry")
     fmt = conf.get("serialization_format") or serialization.PICKLE
-    trusted = [*(conf.get("skops_trusted_types") or []), *(trusted_types or [])]
-    return serialization.load(context.path(conf["pickled_model"], "pickled_model"), fmt, trusted)
+    if not context.allow_code:
+        reason = _runs_code(context)
+        if reason:
+            raise refusal(context.model_dir, f"loading it {reason}")
+    # The MLmodel is as untrusted as the model: with allow_code=False only the caller's types count.
+    saved = (conf.get("skops_trusted_types") or []) if context.allow_code else []
+    return serialization.load(context.path(conf["pickled_model"], "pickled_model"), fmt, [*saved, *(trusted_types or [])])
 
 
-def load_model(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None = None, skops_trusted_types: Sequence[str] | None = None) -> Any:
-    """Load the scikit-learn estimator of a model with the sklearn flavor."""
-    return _load_native(open_model(model_uri, dst_path), skops_trusted_types)
+def load_model(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None = None,
+               skops_trusted_types: Sequence[str] | None = None, *, allow_code: bool | None = None) -> Any:
+    """Load the scikit-learn estimator of a model with the sklearn flavor (``allow_code``: see
+    :mod:`spark_models.flavors.trust`)."""
+    return _load_native(open_model(model_uri, dst_path, allow_code=allow_code), skops_trusted_types)
+
+
+def _runs_code(context: LoadContext) -> str | None:
+    """Pickle formats run code when loaded; skops does not."""
+    if FLAVOR_NAME not in context.model.flavors:
+        return f"unpickles {context.pyfunc_conf.get('data', 'its data')}"
+    conf = context.model.flavors[FLAVOR_NAME]
+    fmt = conf.get("serialization_format") or serialization.PICKLE
+    return None if fmt == serialization.SKOPS else f"unpickles {conf.get('pickled_model')} ({fmt})"
 
 
 class _SklearnModelWrapper:
@@ -114,6 +131,8 @@ def _load_pyfunc_context(context: LoadContext) -> _SklearnModelWrapper:
     if FLAVOR_NAME in context.model.flavors:
         sk_model = _load_native(context)
     else:
+        if not context.allow_code:
+            raise refusal(context.model_dir, f"loading it {_runs_code(context)}")
         sk_model = serialization.load_pickle(context.data_path)
     predict_fn = context.model_config.get("predict_fn") or context.pyfunc_conf.get("predict_fn") or "predict"
     return _SklearnModelWrapper(sk_model, predict_fn)
@@ -126,6 +145,7 @@ FLAVOR = Flavor(
     load_pyfunc=_load_pyfunc_context,
     default_pip_requirements=default_pip_requirements,
     extra="sklearn",
+    runs_code=_runs_code,
 )
 _load_pyfunc = FLAVOR.mlflow_loader()
 

@@ -52,7 +52,7 @@ def _check_contract(flavor: Flavor) -> None:
     assert isinstance(flavor.name, str) and flavor.name, "Flavor.name must be a non-empty string"
     for field in ("save_model", "load_model", "default_pip_requirements"):
         assert callable(getattr(flavor, field)), f"Flavor {flavor.name!r}: {field} is not callable"
-    for hook in ("load_pyfunc", "prepare_for_udf", "compile_native"):
+    for hook in ("load_pyfunc", "prepare_for_udf", "runs_code", "compile_native"):
         value = getattr(flavor, hook)
         assert value is None or callable(value), f"Flavor {flavor.name!r}: {hook} must be callable or None"
     pins = flavor.default_pip_requirements()

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from spark_models.environment import python_version, read_requirements, requirement_name
-from spark_models.exceptions import ArtifactNotFoundError, MalformedModelError, MissingDependencyError
+from spark_models.exceptions import ArtifactNotFoundError, MalformedModelError, MissingDependencyError, UnsafeModelError
 from spark_models.flavors.contract import Flavor, LoadContext, open_model
 from spark_models.flavors.registry import flavor_for_loader_module
+from spark_models.flavors.trust import check_code_dir, refusal
 from spark_models.pyfunc.pyfunc_model import PyFuncModel
 
 _logger = logging.getLogger(__name__)
@@ -39,24 +40,29 @@ def load_model(
     suppress_warnings: bool = False,
     dst_path: str | os.PathLike | None = None,
     model_config: dict[str, Any] | None = None,
+    *,
+    allow_code: bool | None = None,
 ) -> PyFuncModel:
     """Load any model with a ``python_function`` flavor.
 
     ``model_uri``: a local path, ``file://`` URI, any fsspec URL (``s3://``, ``gs://`` …,
     downloaded once to a local cache), or ``runs:/`` / ``models:/`` when MLflow is installed.
     ``model_config`` is passed to the flavor's loader (e.g. ``{"predict_fn": "predict_proba"}``
-    for sklearn models).
+    for sklearn models). ``allow_code=False`` loads only formats that run no code from the model
+    (see :mod:`spark_models.flavors.trust`); None means ``$SPARK_MODELS_ALLOW_CODE`` (default True).
 
     >>> import spark_models.pyfunc
     >>> model = spark_models.pyfunc.load_model("path/to/model")  # doctest: +SKIP
     >>> model.predict(df)  # doctest: +SKIP
     """
-    context = open_model(model_uri, dst_path, model_config)
+    context = open_model(model_uri, dst_path, model_config, allow_code=allow_code)
     conf = context.flavor_conf("python_function")
     if "loader_module" not in conf:
         raise MalformedModelError(f"{context.model_dir / 'MLmodel'}: python_function flavor has no 'loader_module'")
     if not suppress_warnings:
         _warn_python_mismatch(conf)
+    if not context.allow_code:
+        check_trusted(context)
     add_code_to_sys_path(context)
     if not context.data_path.exists():
         raise ArtifactNotFoundError(
@@ -71,11 +77,28 @@ def pyfunc_flavor(context: LoadContext) -> Flavor:
     """The flavor named by the model's ``loader_module``, with the model's requirements in the
     error when its library is missing."""
     loader = context.pyfunc_conf["loader_module"]
-    with _naming_requirements(loader, context.model_dir):
-        flavor = flavor_for_loader_module(loader)
+    try:
+        with _naming_requirements(loader, context.model_dir):
+            flavor = flavor_for_loader_module(loader, import_unregistered=context.allow_code)
+    except UnsafeModelError as e:
+        raise refusal(context.model_dir, str(e)) from None
     if flavor.load_pyfunc is None:
         raise MalformedModelError(f"Loader module {loader!r} (flavor {flavor.name!r}) has no python_function form")
     return flavor
+
+
+def check_trusted(context: LoadContext) -> None:
+    """What ``allow_code=False`` refuses (see :mod:`spark_models.flavors.trust`): shipped code, an
+    unregistered loader module, a format that runs code, a flavor that does not say."""
+    code = context.pyfunc_conf.get("code")
+    if code:
+        raise refusal(context.model_dir, f"it ships code ({code!r}) to put on sys.path")
+    flavor = pyfunc_flavor(context)
+    if flavor.runs_code is None:
+        raise refusal(context.model_dir, f"the {flavor.name!r} flavor does not declare whether loading runs code")
+    reason = flavor.runs_code(context)
+    if reason:
+        raise refusal(context.model_dir, f"loading it {reason}")
 
 
 def _warn_python_mismatch(conf: dict[str, Any]) -> None:
@@ -96,7 +119,9 @@ def add_code_to_sys_path(context: LoadContext) -> None:
     code_dir = context.path(code, "code directory")
     if not code_dir.is_dir():
         raise ArtifactNotFoundError(f"Code directory {str(code_dir)!r} named in MLmodel does not exist")
-    for path in (str(code_dir), *(str(p) for p in code_dir.iterdir() if p.is_dir())):
+    search = [code_dir, *(p for p in code_dir.iterdir() if p.is_dir() and not (p / "__init__.py").exists())]
+    check_code_dir(code_dir, search)
+    for path in map(str, search):
         if path not in sys.path:
             sys.path.insert(0, path)
 

@@ -207,5 +207,6 @@ FLAVOR = Flavor(
     default_pip_requirements=default_pip_requirements,
     module=LOADER_MODULE,
     mlflow_module="mlflow.pyfunc.model",
+    runs_code=lambda context: f"unpickles {context.pyfunc_conf.get('python_model', PYTHON_MODEL_FILE)} (cloudpickle)",
 )
 _load_pyfunc = FLAVOR.mlflow_loader()

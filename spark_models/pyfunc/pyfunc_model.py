@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from spark_models.exceptions import InvalidArgumentError
+from spark_models.pyfunc.outputs import align_output, check_row_count, empty_output, row_count
 from spark_models.mlmodel import Model
 from spark_models.schema.signature import ModelSignature
 
@@ -39,18 +40,35 @@ class PyFuncModel:
         return self._model_meta.flavors["python_function"].get("loader_module", "")
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        """Score ``data``: enforce the signature's input schema and params, then predict."""
+        """Score ``data``: enforce the signature's input schema and params, then predict.
+
+        The output has one row per input row, in the input's order (see
+        :mod:`spark_models.pyfunc.outputs`); 0 rows give an empty result without calling the model.
+        """
+        return self.predict_prepared(*self.prepare_input(data, params))
+
+    def prepare_input(self, data: Any, params: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any] | None]:
+        """``(data, params)`` enforced against the signature: the client's part of ``predict``
+        (its errors are the input's fault; the server answers them with 400)."""
         from spark_models.schema.enforcement import enforce_params, enforce_schema
 
         signature = self.signature
         if signature is not None:
-            data = enforce_schema(data, signature.inputs)
-            params = enforce_params(params, signature.params)
-        elif params is not None and not isinstance(params, dict):
+            return enforce_schema(data, signature.inputs), enforce_params(params, signature.params)
+        if params is not None and not isinstance(params, dict):
             raise InvalidArgumentError(f"params must be a dict, got {type(params).__name__}")
-        if self._takes_params:
-            return self._model_impl.predict(data, params=params)
-        return self._model_impl.predict(data)
+        return data, params
+
+    def predict_prepared(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """The model's part of ``predict``, on input :meth:`prepare_input` returned."""
+        signature = self.signature
+        rows = row_count(data)
+        if rows == 0:
+            return empty_output(signature)
+        output = self._model_impl.predict(data, params=params) if self._takes_params else self._model_impl.predict(data)
+        if rows is not None:
+            check_row_count(output, rows, f"Model {self.model_uri!r}")
+        return align_output(output, data)
 
     def unwrap_python_model(self) -> Any:
         """The user's ``PythonModel`` instance (custom models only)."""

@@ -55,6 +55,11 @@ def _numpy_view(values: pd.Series) -> tuple[np.dtype, bool]:
 def _convert_numeric(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
     target = spec.type.to_numpy()
     src, has_na = _numpy_view(values)
+    if src == object and len(values) and bool(values.isna().all()):
+        if spec.type in (DataType.float, DataType.double):
+            return pd.Series(np.full(len(values), np.nan, dtype=target), index=values.index, name=values.name)
+        raise _fail(label, spec, "a column of only missing values", _missing_ints_hint(label) if target.kind in "iu"
+                    else "The column holds only missing values, which boolean cannot hold; fill them before scoring")
     if src == object:
         inferred = values.infer_objects()
         if inferred.dtype == object:

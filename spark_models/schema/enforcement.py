@@ -30,7 +30,11 @@ def enforce_schema(data: Any, schema: Schema | None) -> Any:
         return data
     if schema.is_tensor_spec():
         return _enforce_tensors(data, schema)
-    return _enforce_columns(_as_frame(data, schema), schema)
+    frame = _as_frame(data, schema)
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise SchemaEnforcementError(f"The input has duplicate column names {duplicated}; each column must appear once")
+    return _enforce_columns(frame, schema)
 
 
 def _as_frame(data: Any, schema: Schema) -> pd.DataFrame:

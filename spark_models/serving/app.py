@@ -2,34 +2,37 @@
 
 Endpoints: ``POST /invocations`` (score), ``GET /ping`` and ``/health`` (200 once the model
 is loaded), ``GET /version``. Bad requests get HTTP 400 (415 for an unsupported
-Content-Type, 413 for a body over the limit) and model failures 500, each with a JSON body
-``{"error_code": ..., "message": ...}``.
+Content-Type, 413 for a body over the limit, 408 for a body that stops arriving) and model
+failures 500, each with a JSON body ``{"error_code": ..., "message": ...}``. The stages and
+where each request runs (event loop or thread pool) are in :mod:`spark_models.serving.scoring`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from typing import Any
+from typing import Any, Awaitable
 
-from spark_models.exceptions import InvalidArgumentError, MissingDependencyError, SchemaEnforcementError
-from spark_models.serving.parsing import RequestError, parse_request
-from spark_models.serving.responses import error_json, predictions_json
+from spark_models.exceptions import InvalidArgumentError, MissingDependencyError
+from spark_models.serving.parsing import RequestError
+from spark_models.serving.responses import error_json
+from spark_models.serving.scoring import INLINE_BODY_BYTES, InlinePolicy
 
 _logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_TIMEOUT = 30.0
 MODEL_URI_ENV = "SPARK_MODELS_SERVE_MODEL_URI"
 MAX_BODY_ENV = "SPARK_MODELS_SERVE_MAX_BODY_BYTES"
-# Small requests are scored on the event loop: a thread hop costs more than the model
-# (measured: 2.3x the throughput of a thread pool for 1-row requests, bench/serve.py). Large
-# ones go to a thread so /ping keeps answering and numpy can run outside the GIL.
-INLINE_BODY_BYTES = 256 * 1024
-_CLIENT_ERRORS = (SchemaEnforcementError, InvalidArgumentError)
+TIMEOUT_ENV = "SPARK_MODELS_SERVE_TIMEOUT"
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT", "INLINE_BODY_BYTES", "create_app", "app_from_environment"]
 
 
-def create_app(model: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+def create_app(model: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, timeout: float = DEFAULT_TIMEOUT):
     """A Starlette application scoring ``model`` (a :class:`~spark_models.pyfunc.PyFuncModel`).
+
+    ``timeout`` bounds the wait for each chunk of a request body (408 after it).
 
     >>> from spark_models.serving import create_app  # doctest: +SKIP
     >>> app = create_app(spark_models.pyfunc.load_model("my_model"))  # doctest: +SKIP
@@ -37,32 +40,31 @@ def create_app(model: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
     """
     starlette = _import_starlette()
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
     from spark_models import __version__
 
     signature = getattr(model, "signature", None)
-
-    def _error(message: str, status: int, code: str) -> Response:
-        return Response(error_json(message, code), status_code=status, media_type="application/json")
+    policy = InlinePolicy()
 
     async def invocations(request) -> Response:
         try:
-            body = await _read_body(request, max_body_bytes)
-            data, params = parse_request(body, request.headers.get("content-type"), signature)
-            if len(body) <= INLINE_BODY_BYTES:
-                predictions = _predict(model, data, params)
-            else:
-                predictions = await run_in_threadpool(_predict, model, data, params)
+            body = await _read_body(request, max_body_bytes, timeout)
+        except ClientDisconnect:
+            _logger.debug("The client disconnected while sending its request")
+            return Response(status_code=400)
         except RequestError as e:
-            return _error(str(e), e.status, e.error_code)
-        except _CLIENT_ERRORS as e:
-            return _error(str(e), 400, "BAD_REQUEST")
-        except Exception as e:  # the model's own failure: logged with its traceback
-            _logger.exception("Prediction failed")
-            return _error(f"Model prediction failed: {type(e).__name__}: {e}", 500, "INTERNAL_ERROR")
-        return Response(predictions_json(predictions), media_type="application/json")
+            headers = {"Connection": "close"} if e.status == 408 else None
+            return Response(error_json(str(e), e.error_code), status_code=e.status, headers=headers,
+                            media_type="application/json")
+        content_type = request.headers.get("content-type")
+        if policy.inline(len(body)):
+            outcome = policy.timed_score(model, signature, body, content_type, True)
+        else:
+            outcome = await run_in_threadpool(policy.timed_score, model, signature, body, content_type, False)
+        return Response(outcome.body, status_code=outcome.status, media_type="application/json")
 
     async def ping(request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -76,35 +78,55 @@ def create_app(model: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         Route("/health", ping, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
     ]
-    return starlette.Starlette(routes=routes)
+    app = starlette.Starlette(routes=routes)
+    app.state.inline_policy = policy
+    return app
 
 
 def app_from_environment():
-    """The app for ``uvicorn --factory``: the model URI and body limit come from the environment."""
+    """The app for ``uvicorn --factory``: the model URI, body limit and timeout come from the environment."""
     from spark_models.pyfunc import load_model
 
     uri = os.environ.get(MODEL_URI_ENV)
     if not uri:
         raise InvalidArgumentError(f"Set {MODEL_URI_ENV} to the model to serve")
-    return create_app(load_model(uri), int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)))
+    max_body = int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES))
+    return create_app(load_model(uri), max_body, float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT)))
 
 
-def _predict(model: Any, data: Any, params: dict | None) -> Any:
-    return model.predict(data, params=params)
+async def _read_body(request, limit: int, timeout: float) -> bytes:
+    """The body: 413 as soon as it is known to exceed ``limit`` bytes, 408 if a chunk takes over ``timeout`` s."""
+    from starlette.requests import ClientDisconnect
 
-
-async def _read_body(request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await _within(request.receive(), timeout)
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _within(receive: Awaitable[dict], timeout: float) -> dict:
+    try:
+        if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task per chunk
+            async with asyncio.timeout(timeout):
+                return await receive
+        return await asyncio.wait_for(receive, timeout)
+    except asyncio.TimeoutError:
+        raise RequestError(
+            f"The request body stopped arriving: nothing for {timeout:g} s (the server's --timeout)",
+            status=408,
+            error_code="REQUEST_TIMEOUT",
+        ) from None
 
 
 def _too_large(limit: int) -> RequestError:

@@ -9,13 +9,17 @@ Accepted, as in the reference doc and MLflow 2+:
 - ``text/csv``: a CSV table with a header row.
 
 Columns are decoded per the signature (base64 binary, ISO 8601 datetimes, JSON numbers cast
-to the declared type). Every problem raises :class:`RequestError` with the HTTP status to send.
+to the declared type). Every problem raises :class:`RequestError` with the HTTP status to send,
+naming the column and row where it can: ``NaN``/``Infinity`` tokens (not JSON, though Python's
+parser reads them), ``null`` or an empty CSV cell in an ``integer``/``long`` column, a record
+without a key the signature requires, and JSON nested too deeply to parse.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import sys
 from typing import Any
 
 import numpy as np
@@ -23,12 +27,15 @@ import pandas as pd
 
 from spark_models.schema.json_decoding import decode_json_columns
 from spark_models.schema.signature import ModelSignature
+from spark_models.schema.types import DataType
 from spark_models.types import Schema
 
 CSV = "text/csv"
 JSON = "application/json"
 WRAPPER_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _FORMATS = {"pandas-split": "split", "pandas-records": "records"}
+_INTEGER_TYPES = (DataType.integer, DataType.long)
+_ROWS_SHOWN = 5
 
 
 class RequestError(Exception):
@@ -85,14 +92,11 @@ def _csv_frame(text: str, inputs: Schema | None) -> pd.DataFrame:
         frame = pd.read_csv(io.StringIO(text))
     except (pd.errors.ParserError, ValueError) as e:
         raise RequestError(f"Cannot parse the body as CSV: {e}") from None
-    return decode_json_columns(frame, inputs)
+    return _decode(frame, inputs)
 
 
 def _json_input(text: str, fmt: str | None, inputs: Schema | None) -> tuple[Any, dict | None]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise RequestError(f"The body is not valid JSON: {e}") from None
+    doc = _load_json(text)
     if fmt == "pandas-records":
         return _records_frame(doc, inputs), None
     if isinstance(doc, list):
@@ -138,21 +142,24 @@ def _split_frame(doc: Any, inputs: Schema | None) -> pd.DataFrame:
         frame = pd.DataFrame(data, columns=doc.get("columns"))
     except (ValueError, TypeError) as e:
         raise RequestError(f"Cannot build a DataFrame from 'columns' and 'data': {e}") from None
-    return decode_json_columns(frame, inputs)
+    return _decode(frame, inputs)
 
 
 def _records_frame(doc: Any, inputs: Schema | None) -> pd.DataFrame:
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise RequestError("Records-oriented input must be a JSON list of objects")
-    return decode_json_columns(pd.DataFrame.from_records(doc), inputs)
+    frame = pd.DataFrame.from_records(doc)
+    _check_required_keys(doc, frame, inputs)
+    return _decode(frame, inputs)
 
 
 def _tensor_input(value: Any, key: str, inputs: Schema | None) -> Any:
     """TF-serving ``instances``/``inputs``: arrays for tensor signatures, a DataFrame for column ones."""
-    if key == "instances" and isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-        value = {k: [r.get(k) for r in value] for k in value[0]}
+    records = isinstance(value, list) and bool(value) and all(isinstance(r, dict) for r in value)
     if inputs is not None and not inputs.is_tensor_spec():
-        return _columns_from_tensor_json(value, inputs)
+        return _records_frame(value, inputs) if records else _columns_from_tensor_json(value, inputs)
+    if key == "instances" and records:
+        value = {k: [r.get(k) for r in value] for k in value[0]}
     dtypes = {spec.name: spec.type for spec in inputs.inputs} if inputs is not None else {}
     if isinstance(value, dict):
         return {k: _array(v, dtypes.get(k), k) for k, v in value.items()}
@@ -169,15 +176,122 @@ def _columns_from_tensor_json(value: Any, inputs: Schema) -> pd.DataFrame:
     elif isinstance(value, list):
         frame = pd.DataFrame(value)
         if not inputs.has_input_names() or frame.shape[1] != len(inputs.inputs):
-            return decode_json_columns(frame, inputs)
+            return _decode(frame, inputs)
         frame.columns = inputs.input_names()
     else:
         raise RequestError(f"Expected a list or an object of columns, got {type(value).__name__}")
-    return decode_json_columns(frame, inputs)
+    return _decode(frame, inputs)
 
 
 def _array(value: Any, dtype: np.dtype | None, name: str) -> np.ndarray:
     try:
         return np.asarray(value, dtype=dtype)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise RequestError(f"Input {name!r} cannot be read as an array of {dtype or 'numbers'}: {e}") from None
+
+
+class _NonFinite:
+    """Stands for a ``NaN``/``Infinity``/``-Infinity`` token while the body is parsed, to say where it was."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str):
+        self.token = token
+
+
+def _load_json(text: str) -> Any:
+    """Strict JSON: refuses ``NaN`` and ±``Infinity`` (naming where they are) and too-deep nesting, with 400."""
+    found: list[_NonFinite] = []
+
+    def constant(token: str) -> _NonFinite:
+        marker = _NonFinite(token)
+        found.append(marker)
+        return marker
+
+    try:
+        doc = json.loads(text, parse_constant=constant)
+    except json.JSONDecodeError as e:
+        raise RequestError(f"The body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise RequestError(
+            "The JSON body is nested too deeply to parse (arrays or objects inside each other more than "
+            f"about {sys.getrecursionlimit()} levels); model input needs at most a few levels"
+        ) from None
+    if found:
+        path = _path_to(doc, found[0])
+        raise RequestError(
+            f"The body contains {found[0].token} ({_describe(doc, path)}), which is not JSON (it has no NaN "
+            "or infinity): send null for a missing value, or a finite number"
+        )
+    return doc
+
+
+def _path_to(doc: Any, target: object) -> list[str | int]:
+    """Keys and indexes from ``doc`` down to ``target`` (found by identity), without recursion."""
+    stack: list[tuple[Any, list[str | int]]] = [(doc, [])]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if isinstance(node, dict):
+            stack.extend((v, [*path, k]) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((v, [*path, i]) for i, v in reversed(list(enumerate(node))))
+    return []
+
+
+def _describe(doc: Any, path: list[str | int]) -> str:
+    """``column 'x', row 3 at $.data[3][0]``: the column and row where the common layouts tell them."""
+    where = "at $" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    body, rest = doc, list(path)
+    if isinstance(doc, dict) and rest and rest[0] in WRAPPER_KEYS:
+        body = doc[rest.pop(0)]
+    if isinstance(body, dict) and len(rest) >= 3 and rest[0] == "data" and isinstance(rest[1], int) \
+            and isinstance(rest[2], int):
+        columns = body.get("columns")
+        column = columns[rest[2]] if isinstance(columns, list) and rest[2] < len(columns) else f"#{rest[2]}"
+        return f"column {column!r}, row {rest[1]} {where}"
+    if len(rest) >= 2 and isinstance(rest[0], int) and isinstance(rest[1], str):  # records
+        return f"column {rest[1]!r}, row {rest[0]} {where}"
+    if len(rest) >= 2 and isinstance(rest[0], str) and isinstance(rest[1], int):  # an object of columns
+        return f"column {rest[0]!r}, row {rest[1]} {where}"
+    if rest and isinstance(rest[0], int):
+        return f"row {rest[0]} {where}"
+    return where
+
+
+def _decode(frame: pd.DataFrame, inputs: Schema | None) -> pd.DataFrame:
+    """Signature decoding, after refusing duplicate columns and missing values in integer columns."""
+    if not frame.columns.is_unique:
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise RequestError(f"The input has duplicate column names {duplicated}; each column must appear once")
+    if inputs is not None and not inputs.is_tensor_spec() and inputs.has_input_names():
+        for spec in inputs.inputs:
+            if spec.type in _INTEGER_TYPES and spec.name in frame.columns and frame[spec.name].dtype.kind not in "iub":
+                missing = frame[spec.name].isna().to_numpy()
+                if missing.any():
+                    raise RequestError(
+                        f"Column {spec.name!r} is declared {spec.type.value} but is null or empty in "
+                        f"{_rows(missing)}; integer columns cannot hold missing values: send a number "
+                        "(or declare the column double in the signature)"
+                    )
+    return decode_json_columns(frame, inputs)
+
+
+def _check_required_keys(records: list[dict], frame: pd.DataFrame, inputs: Schema | None) -> None:
+    """A record that lacks a key the signature requires is refused, naming the key and the record."""
+    if inputs is None or inputs.is_tensor_spec() or not inputs.has_input_names():
+        return
+    for name in inputs.required_input_names():
+        if name in frame.columns and frame[name].isna().any():
+            lacking = np.array([name not in r for r in records])
+            if lacking.any():
+                raise RequestError(f"Required key {name!r} is missing from {_rows(lacking, 'record')}")
+
+
+def _rows(mask: np.ndarray, what: str = "row") -> str:
+    """``row 3`` / ``rows 0, 4 and 7 more``: rows (counted from 0) where ``mask`` is set."""
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(r) for r in rows[:_ROWS_SHOWN])
+    more = f" and {len(rows) - _ROWS_SHOWN} more" if len(rows) > _ROWS_SHOWN else ""
+    return f"{what}{'s' if len(rows) > 1 else ''} {shown}{more} (counting from 0)"

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 from spark_models.environment import default_requirements
 from spark_models.exceptions import InvalidArgumentError, NotSupportedError
 from spark_models.flavors import mleap as mleap_flavor
-from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.contract import Flavor, LoadContext, open_model, runs_no_code
 from spark_models.flavors.saving import saved_model
 from spark_models.flavors.spark import bundles, persistence
 from spark_models.flavors.spark.persistence import FLAVOR_NAME, MODEL_DATA
@@ -133,6 +133,7 @@ FLAVOR = Flavor(
     load_pyfunc=_load_pyfunc_context,
     default_pip_requirements=default_pip_requirements,
     prepare_for_udf=prepare_for_udf,
+    runs_code=runs_no_code,  # Spark ML persistence: JSON metadata and Parquet, classes resolved by Spark
 )
 _load_pyfunc = FLAVOR.mlflow_loader()
 
