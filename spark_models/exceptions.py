@@ -11,6 +11,12 @@ class SparkModelsError(Exception):
     """Base class of all spark-models errors."""
 
 
+def describe(error: BaseException) -> str:
+    """``Type: message``, with the notes added to it (e.g. how many values were missing)."""
+    notes = getattr(error, "__notes__", None) or []
+    return f"{type(error).__name__}: {error}" + "".join(f" ({note})" for note in notes)
+
+
 class ModelNotFoundError(SparkModelsError, FileNotFoundError):
     """A model directory, or the MLmodel file inside it, does not exist."""
 

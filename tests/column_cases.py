@@ -1,6 +1,7 @@
 """Input columns of every dtype family, shared by the enforcement tests."""
 
 import datetime as _dt
+import decimal
 
 import numpy as np
 import pandas as pd
@@ -31,4 +32,11 @@ COLUMNS = {
     "string": pd.Series(["a", "b"], dtype="string"),
     "string_na": pd.Series(["a", None], dtype="string"),
     "Float64_na": pd.Series([1.5, None], dtype="Float64"),
+    "boolean_na": pd.Series([True, None], dtype="boolean"),
+    "obj_int_na": pd.Series([1, None], dtype=object),
+    "obj_bool_na": pd.Series([True, None], dtype=object),
+    "all_none": pd.Series([None, None], dtype=object),
+    "decimal": pd.Series([decimal.Decimal("1.25"), None], dtype=object),
+    "decimal_whole": pd.Series([decimal.Decimal("1"), decimal.Decimal("2")], dtype=object),
+    "iso_str": pd.Series(["2020-01-01", "2020-01-02T10:00:00"]),
 }

@@ -37,8 +37,17 @@ ACCEPTED = {
     # pandas nullable dtypes (beyond MLflow's documented behaviour)
     "Int64": {"long": "int64"},
     "Int32": {"integer": "int32", "long": "int64", "double": "float64"},
-    "Int32_na": {"double": "float64"},
-    "Int64_na": {},
+    # missing values reach the model in a dtype that can hold them (MLflow refuses these)
+    "Int32_na": {"integer": "Int32", "long": "Int64", "double": "float64"},
+    "Int64_na": {"long": "Int64"},
+    "boolean_na": {"boolean": "boolean"},
+    "obj_int_na": {"long": "Int64", "double": "float64"},
+    "obj_bool_na": {"boolean": "boolean"},
+    "all_none": {"boolean": "boolean", "integer": "Int32", "long": "Int64", "float": "float32", "double": "float64",
+                 "string": "object", "binary": "object", "datetime": "datetime64[ns]"},
+    "decimal": {"double": "float64"},  # Spark's DecimalType: rounded to the nearest double
+    "decimal_whole": {"long": "int64", "double": "float64"},
+    "iso_str": {"string": "object", "datetime": "datetime64[ns]"},  # ISO 8601 strings parse, as in MLflow 3
     "boolean": {"boolean": "bool"},
     "string": {"string": "object"},
     "string_na": {"string": "object"},
@@ -71,11 +80,11 @@ def test_error_names_actual_dtype():
 
 
 def test_integers_with_missing_values_explain_the_fix():
-    df = pd.DataFrame({"c": [1.0, np.nan]})
-    with pytest.raises(SchemaEnforcementError, match="missing values.*Declare the column as double"):
+    df = pd.DataFrame({"c": [1.0, np.nan]})  # pandas' float NaN: floats never become integers implicitly
+    with pytest.raises(SchemaEnforcementError, match=r"float with NaN.*astype\('Int64'\).*declare the column as double"):
         enforce_schema(df, Schema([ColSpec("long", "c")]))
-    with pytest.raises(SchemaEnforcementError, match="missing values.*Declare the column as double"):
-        enforce_schema(pd.DataFrame({"c": pd.Series([1, None], dtype="Int64")}), Schema([ColSpec("long", "c")]))
+    nullable = enforce_schema(pd.DataFrame({"c": pd.Series([1, None], dtype="Int64")}), Schema([ColSpec("long", "c")]))
+    assert str(nullable["c"].dtype) == "Int64" and nullable["c"].isna().tolist() == [False, True]
 
 
 NAMED = Schema([ColSpec("double", "a"), ColSpec("long", "b")])

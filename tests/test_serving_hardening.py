@@ -105,8 +105,6 @@ _DEEP = "[" * 100_000
         ('{"columns": ["n", "x"], "data": [[1, 1.0], [Infinity, 2.0]]}', SPLIT, ["Infinity", "'n'", "row 1"]),
         ('{"dataframe_records": [{"n": 1, "x": -Infinity}]}', SPLIT, ["-Infinity", "'x'", "row 0"]),
         ('{"inputs": {"n": [1, 2], "x": [1.0, NaN]}}', SPLIT, ["NaN", "'x'", "row 1"]),
-        ('{"columns": ["n", "x"], "data": [[1, 1.0], [null, 2.0]]}', SPLIT, ["'n'", "row 1", "long"]),
-        ("n,x\n1,1.0\n,2.0\n3,3.0\n", "text/csv", ["'n'", "row 1", "long"]),
         ('[{"n": 1, "x": 1.0}, {"x": 2.0}]', RECORDS, ["'n'", "record 1"]),
         ('{"dataframe_records": [{"n": 1, "x": 1.0}, {"n": 2}]}', SPLIT, ["'x'", "record 1"]),
         ('{"instances": [{"x": 1.0}, {"n": 2, "x": 2.0}]}', SPLIT, ["'n'", "record 0"]),
@@ -114,7 +112,7 @@ _DEEP = "[" * 100_000
         ('{"inputs": ' + "[" * 100_000 + "]" * 100_000 + "}", SPLIT, ["nested too deeply"]),
         ('{"columns": ["n", "n", "x"], "data": [[1, 2, 3.0]]}', SPLIT, ["'n'"]),
     ],
-    ids=["nan-double", "inf-long", "neg-inf-records", "nan-inputs", "null-long", "empty-csv-long",
+    ids=["nan-double", "inf-long", "neg-inf-records", "nan-inputs",
          "records-missing-key", "dataframe-records-missing-key", "instances-missing-key", "deep-open",
          "deep-balanced", "duplicate-columns"],
 )
@@ -190,7 +188,11 @@ def _ran_on_loop(client, times: int) -> list[bool]:
 
 
 def test_a_fast_model_is_scored_on_the_event_loop_once_measured(tmp_path):
-    on_loop = _ran_on_loop(_client(tmp_path, "on_loop"), 8)
+    # a threshold far above this model's time, so a busy machine cannot make it look slow
+    path = _save(tmp_path / "on_loop", "on_loop")
+    client = TestClient(create_app(spark_models.pyfunc.load_model(str(path)), inline_seconds=0.5),
+                        raise_server_exceptions=False)
+    on_loop = _ran_on_loop(client, 8)
     assert on_loop[0] is False and on_loop[-3:] == [True, True, True], on_loop  # unknown first: the pool
 
 

@@ -15,7 +15,7 @@ import spark_models.pyfunc
 from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
 from spark_models.models import ModelSignature
 from spark_models.types import ColSpec, Schema, TensorSpec
-from udf.coercion import coerce_output
+from udf.outputs import coerce_output
 from udf.result_types import parse_result_type
 
 pytestmark = pytest.mark.spark

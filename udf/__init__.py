@@ -83,11 +83,10 @@ class SparkModelUDF:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The prediction Column for these input columns (see :func:`spark_udf` for binding)."""
-        from udf.binding import bind_columns
-
+        from udf.binding import bind_columns, prepare
         from udf.worker import ScoringFunction
 
-        binding = bind_columns(self._signature, args, kwargs)
+        binding = prepare(bind_columns(self._signature, args, kwargs), self._signature)
         body = ScoringFunction(self._plan.bound(binding.names, binding.flatten))
         return _scoring_udf(body, self.return_type)(*binding.columns)
 
@@ -95,11 +94,13 @@ class SparkModelUDF:
         """Check that ``df`` has the input columns ``self(*args, **kwargs)`` would read; return ``df``.
 
         Raises SchemaEnforcementError naming every missing column and the model URI (Spark's
-        own analysis error names only the first). Chains: ``df.transform(predict.validate)``.
+        own analysis error names only the first), then every column whose Spark type does not
+        convert to its spec (column, Spark type, spec). Chains: ``df.transform(predict.validate)``.
         """
-        from udf.binding import bind_columns, check_columns
+        from udf.binding import bind_columns, check_columns, prepare
 
-        check_columns(df, bind_columns(self._signature, args, kwargs), os.fspath(self.model_uri))
+        binding = prepare(bind_columns(self._signature, args, kwargs), self._signature)
+        check_columns(df, binding, os.fspath(self.model_uri))
         return df
 
     def __repr__(self) -> str:
@@ -116,7 +117,7 @@ def _check_arguments(env_manager: str, batch_size: int | None) -> None:
 def _scoring_plan(spark: Any, local_dir: Path, model_uri: str, signature: Any, *, result_type: Any,
                   params: dict | None, batch_size: int | None, allow_code: bool) -> Any:
     """Ship the model and decide what every task needs (pickled into each of them)."""
-    from udf.binding import tensor_inputs
+    from udf.binding import tensor_inputs, vector_columns
     from udf.plan import ScoringPlan
     from udf.result_types import declared_kinds
     from udf.shipping import content_hash
@@ -126,6 +127,7 @@ def _scoring_plan(spark: Any, local_dir: Path, model_uri: str, signature: Any, *
         model_key=key, archive=_ship(spark, local_dir, key), model_uri=model_uri, result_type=result_type,
         local_dir=str(local_dir) if is_local_master(spark) else None, params=params, batch_size=batch_size,
         tensors=tensor_inputs(signature), declared_outputs=declared_kinds(signature), allow_code=allow_code,
+        vector_columns=vector_columns(signature),
     )
 
 

@@ -15,10 +15,14 @@ from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
 from udf.plan import UNNAMED_TENSOR, TensorInput
 
 
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
 def _col(name: str):
     from pyspark.sql import functions as F
 
-    return F.col("`" + name.replace("`", "``") + "`")
+    return F.col(_quoted(name))
 
 
 class Binding:
@@ -31,9 +35,12 @@ class Binding:
     PySpark converts them to pandas faster.
     """
 
-    def __init__(self, columns: list, names: list[str] | None, flatten: bool = False, parts: list | None = None):
+    def __init__(self, columns: list, names: list[str] | None, flatten: bool = False, parts: list | None = None,
+                 checks: list | None = None, sources: list | None = None):
         self.columns, self.names, self.flatten = columns, names, flatten
-        self.parts = columns if parts is None else parts  # one Column per argument, before any struct
+        self.sources = sources or [None] * len(columns)  # the SQL of a column passed by name (else None)
+        self.parts = columns if parts is None else parts  # one Column per argument, before any struct or cast
+        self.checks = checks or []  # (raw column, label, spec) of every column converted for its spec
 
 
 def _name_parts(identifier: str) -> list[str]:
@@ -101,7 +108,8 @@ def bind_columns(signature: Any, args: tuple, kwargs: dict[str, Any]) -> Binding
         raise InvalidArgumentError("Pass input columns either positionally or as keywords, not both")
     if kwargs:
         columns = [_col(v) if isinstance(v, str) else v for v in kwargs.values()]
-        return Binding(columns, [str(k) for k in kwargs])
+        sources = [_quoted(v) if isinstance(v, str) else None for v in kwargs.values()]
+        return Binding(columns, [str(k) for k in kwargs], sources=sources)
     if args:
         return _bind_positional(args)
     inputs = getattr(signature, "inputs", None)
@@ -110,7 +118,7 @@ def bind_columns(signature: Any, args: tuple, kwargs: dict[str, Any]) -> Binding
     if not inputs.has_input_names():
         raise InvalidArgumentError("The model's signature has unnamed inputs: pass the input columns in order, e.g. u('a', 'b')")
     names = [str(n) for n in inputs.input_names()]
-    return Binding([_col(n) for n in names], names)
+    return Binding([_col(n) for n in names], names, sources=[_quoted(n) for n in names])
 
 
 def _bind_positional(args: tuple) -> Binding:
@@ -118,14 +126,64 @@ def _bind_positional(args: tuple) -> Binding:
 
     names = [a if isinstance(a, str) else _column_name(a) for a in args]
     columns = [_col(a) if isinstance(a, str) else a for a in args]
+    sources = [_quoted(a) if isinstance(a, str) else None for a in args]
     if len(args) == 1:  # a struct hands the model its fields, anything else is one column
-        return Binding(columns, [names[0] if names[0] is not None else _label(args[0])], flatten=True)
+        return Binding(columns, [names[0] if names[0] is not None else _label(args[0])], flatten=True, sources=sources)
     if all(n is not None for n in names):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise InvalidArgumentError(f"Input columns {duplicated} are passed more than once; alias them apart")
-        return Binding(columns, names)
+        return Binding(columns, names, sources=sources)
     return Binding([F.struct(*columns)], None, parts=columns)  # Spark names the expressions
+
+
+def _specs_for(inputs: Any, names: list[str]) -> dict[str, Any]:
+    """Model input name → its spec (by position when the signature names none)."""
+    if inputs.has_input_names():
+        return {str(spec.name): spec for spec in inputs.inputs}
+    return dict(zip(names, inputs.inputs)) if len(names) == len(inputs.inputs) else {}
+
+
+def _specs_of_binding(inputs: Any, binding: Binding) -> dict[str, Any]:
+    if inputs.is_tensor_spec() and len(inputs.inputs) == 1 and len(binding.names) == 1:
+        return {binding.names[0]: inputs.inputs[0]}  # the one tensor, whatever its column is called
+    if binding.flatten:  # one argument: converted only when it is a signature column by name
+        named = _specs_for(inputs, [])
+        return {binding.names[0]: named[binding.names[0]]} if binding.names[0] in named else {}
+    return _specs_for(inputs, binding.names)
+
+
+def _argument_label(column: Any, name: str) -> str:
+    spark = _label(column).strip("`")
+    return f"column {spark!r}" if spark == name else f"column {spark!r} (model input {name!r})"
+
+
+def prepare(binding: Binding, signature: Any) -> Binding:
+    """``binding`` with each column converted in the JVM to its spec (:mod:`udf.input_casts`);
+    integer columns are followed by their null mask. A single argument that may be a struct
+    (its fields) or an ML vector (expanded in the worker) is left as it is."""
+    from udf.input_casts import MASK_SUFFIX, prepared_columns, prepared_tensor
+
+    inputs = getattr(signature, "inputs", None)
+    if inputs is None or not inputs.inputs or binding.names is None:
+        return binding
+    tensors = inputs.is_tensor_spec()
+    specs = _specs_of_binding(inputs, binding)
+    if not specs:
+        return binding
+    columns, names, checks = [], [], []
+    for column, name, sql in zip(binding.columns, binding.names, binding.sources):
+        spec = specs.get(name)
+        if spec is None:
+            columns.append(column)
+            names.append(name)
+            continue
+        label = _argument_label(column, name)
+        converted = [prepared_tensor(column, label, spec)] if tensors else prepared_columns(column, label, spec, sql)
+        columns.extend(converted)
+        names.extend([name, name + MASK_SUFFIX][:len(converted)])
+        checks.append((column, label, spec))
+    return Binding(columns, names, flatten=False, parts=binding.parts, checks=checks)
 
 
 @contextlib.contextmanager
@@ -152,7 +210,7 @@ def _unresolved_parts(df: Any, binding: Binding) -> tuple[list[str], Exception |
     from pyspark.errors import AnalysisException
 
     try:
-        df.select(*binding.columns).schema
+        df.select(*binding.parts).schema
         return [], None
     except AnalysisException as e:
         error = e
@@ -171,13 +229,36 @@ def check_columns(df: Any, binding: Binding, model_uri: str) -> None:
     """Raise naming every input column ``df`` cannot supply (Spark's own error names the first)."""
     with _quiet_analysis_errors():
         missing, error = _unresolved_parts(df, binding)
-    if error is None:
-        return
-    if not missing:
+    if error is not None and not missing:
         raise error  # not a missing column: Spark's own error says what is wrong
-    raise SchemaEnforcementError(
-        f"Model {model_uri!r} needs input columns the DataFrame lacks: {missing}; its columns are {df.columns}"
-    )
+    if missing:
+        raise SchemaEnforcementError(
+            f"Model {model_uri!r} needs input columns the DataFrame lacks: {missing}; its columns are {df.columns}"
+        )
+    problems = _type_problems(df, binding)
+    if problems:
+        raise SchemaEnforcementError(f"Model {model_uri!r} cannot score these columns as they are: {'; '.join(problems)}")
+
+
+def _type_problems(df: Any, binding: Binding) -> list[str]:
+    """What spark_udf would refuse about the bound columns' Spark types, one line each."""
+    from udf.input_casts import accepts
+
+    if not binding.checks:
+        return []
+    fields = df.select(*[column for column, _, _ in binding.checks]).schema.fields
+    problems = []
+    for field, (_, label, spec) in zip(fields, binding.checks):
+        spark_type = field.dataType.simpleString()
+        expected = spec.type.value if hasattr(spec.type, "value") else None
+        if hasattr(spec, "shape"):
+            ok = spark_type == "vector" or spark_type.startswith("array<")
+            expected = f"a tensor of {spec.dtype}"
+        else:
+            ok = expected is None or accepts(expected, spark_type)
+        if not ok:
+            problems.append(f"{label} is {spark_type}, the signature declares {expected}")
+    return problems
 
 
 def _unresolved_name(error: Any, column: Any) -> str | None:
@@ -190,6 +271,16 @@ def _unresolved_name(error: Any, column: Any) -> str | None:
     if condition.startswith("FIELD_NOT_FOUND"):  # a missing field of a struct column: st.zz
         return _label(column)
     return None
+
+
+def vector_columns(signature: Any) -> tuple[str, ...] | None:
+    """The signature's input names when they are two or more float/double columns: a single ML
+    vector argument fills them, in order (None otherwise)."""
+    inputs = getattr(signature, "inputs", None)
+    if inputs is None or len(inputs.inputs) < 2 or inputs.is_tensor_spec() or not inputs.has_input_names():
+        return None
+    floats = all(getattr(spec.type, "value", None) in ("double", "float") for spec in inputs.inputs)
+    return tuple(str(n) for n in inputs.input_names()) if floats else None
 
 
 def tensor_inputs(signature: Any) -> tuple[TensorInput, ...]:

@@ -7,7 +7,9 @@ its values, so every batch of a query takes the same columns (the reference doc'
 - ``long``: the leftmost integer column of at most 64 bits (not uint64);
 - ``float``/``double``: the leftmost numeric column (integer or floating, not boolean);
 - ``boolean``: the leftmost boolean column; ``string``: the leftmost column;
-- ``array<...>`` of each: every column that fits, in order.
+- ``array<...>`` of each: every column that fits, in order;
+- structs (output columns by field name), maps, ML vectors and arrays of them:
+  :mod:`udf.nested_outputs`.
 
 A column's type is the one the signature declares for it when there is one, else its dtype;
 an object column counts as the type of its non-null values (Python ints fit int and long,
@@ -230,35 +232,16 @@ def _python_values(s: pd.Series) -> list:
     return s.astype(object).where(~mask, None).tolist()
 
 
-# ---- a model's whole output → the UDF's result ----------------------------------------
+# ---- helpers of a model's whole output (udf.outputs) -----------------------------------
 
-def coerce_output(output: Any, dt: T.DataType, expected_rows: int,
-                  declared: Mapping[Any, Kind] | None = None) -> pd.Series | pd.DataFrame:
-    """Model output → a Series (a DataFrame for structs) of ``dt`` with ``expected_rows`` rows.
-
-    ``declared`` maps output names (None: a single unnamed output) to the selection type the
-    signature declares; it wins over the column's dtype when choosing columns.
-    """
-    fast = _fast_vector(output, dt, expected_rows)
-    if fast is not None:
-        return fast
-    frame = _as_frame(output).reset_index(drop=True)
-    if len(frame) != expected_rows:
+def check_rows(rows: int, expected_rows: int) -> None:
+    if rows != expected_rows:
         raise SchemaEnforcementError(
-            f"The model returned {len(frame)} rows for a batch of {expected_rows}; scoring must keep one row per input"
+            f"The model returned {rows} rows for a batch of {expected_rows}; scoring must keep one row per input"
         )
-    if isinstance(dt, T.StructType):
-        return _coerce_struct(frame, dt)
-    if isinstance(dt, T.ArrayType):
-        return _coerce_array(frame, dt, declared)
-    picked, _ = _select(frame, dt, declared)
-    if not picked:
-        raise _no_fit(frame, dt, declared)
-    name, kind = picked[0]
-    return convert(frame[name], dt, kind)
 
 
-def _fast_vector(output: Any, dt: T.DataType, expected_rows: int) -> pd.Series | None:
+def fast_vector(output: Any, dt: T.DataType, expected_rows: int) -> pd.Series | None:
     """The common case without building a frame: one numeric vector whose dtype fits ``dt``."""
     if isinstance(output, pd.Series) and isinstance(output.dtype, np.dtype):
         output = output.to_numpy()
@@ -274,7 +257,7 @@ def _fast_vector(output: Any, dt: T.DataType, expected_rows: int) -> pd.Series |
     return None
 
 
-def _as_frame(output: Any) -> pd.DataFrame:
+def as_frame(output: Any) -> pd.DataFrame:
     if isinstance(output, pd.DataFrame):
         return output
     if isinstance(output, pd.Series):
@@ -293,7 +276,7 @@ def _as_frame(output: Any) -> pd.DataFrame:
     return pd.DataFrame({0: list(array.reshape(len(array), -1))})
 
 
-def _select(frame: pd.DataFrame, dt: T.DataType, declared: Mapping[Any, Kind] | None) -> tuple[list, bool]:
+def select_columns(frame: pd.DataFrame, dt: T.DataType, declared: Mapping[Any, Kind] | None) -> tuple[list, bool]:
     """(name, dtype kind) of the columns a leaf type takes, left to right, by type alone.
 
     The flag says they are untyped all-null columns, taken because nothing else fits.
@@ -325,7 +308,7 @@ def _kind_name(kind: Kind) -> str:
     return f"{name}{kind[1]}" if kind[0] in "iuf" and kind[1] else name
 
 
-def _no_fit(frame: pd.DataFrame, dt: T.DataType, declared: Mapping[Any, Kind] | None) -> SchemaEnforcementError:
+def no_fit(frame: pd.DataFrame, dt: T.DataType, declared: Mapping[Any, Kind] | None) -> SchemaEnforcementError:
     described = []
     for name in frame.columns:
         kind = _declared_kind(declared, name, frame.shape[1] == 1)
@@ -336,7 +319,7 @@ def _no_fit(frame: pd.DataFrame, dt: T.DataType, declared: Mapping[Any, Kind] | 
     )
 
 
-def _coerce_array(frame: pd.DataFrame, dt: T.ArrayType, declared: Mapping[Any, Kind] | None) -> pd.Series:
+def coerce_array(frame: pd.DataFrame, dt: T.ArrayType, declared: Mapping[Any, Kind] | None) -> pd.Series:
     element = dt.elementType
     if frame.shape[1] == 1 and frame.dtypes.iloc[0] == object:
         column = frame.iloc[:, 0]
@@ -344,9 +327,9 @@ def _coerce_array(frame: pd.DataFrame, dt: T.ArrayType, declared: Mapping[Any, K
             return pd.Series([None] * len(column), dtype=object)
         if isinstance(column[column.first_valid_index()], (list, tuple, np.ndarray)):
             return _convert_lists(column, element)
-    picked, untyped = _select(frame, element, declared)
+    picked, untyped = select_columns(frame, element, declared)
     if not picked:
-        raise _no_fit(frame, dt, declared)
+        raise no_fit(frame, dt, declared)
     if untyped:  # how many of them would fit is unknown: null arrays, never a guessed length
         return pd.Series([None] * len(frame), dtype=object)
     columns = [convert(frame[name], element, kind) for name, kind in picked]
@@ -376,22 +359,3 @@ def _convert_lists(column: pd.Series, element: T.DataType) -> pd.Series:
         else:
             out.append(None)
     return pd.Series(out, dtype=object)
-
-
-def _coerce_struct(frame: pd.DataFrame, dt: T.StructType) -> pd.DataFrame:
-    returned = [str(c) for c in frame.columns]
-    frame.columns = returned
-    wanted = [f.name for f in dt.fields]
-    if len(wanted) == len(returned) and not set(wanted) & set(returned):
-        frame.columns = wanted  # unnamed outputs fill the struct by position
-    missing = [n for n in wanted if n not in frame.columns]
-    if missing:
-        raise SchemaEnforcementError(f"result_type struct fields {missing} are not among the model's outputs: {returned}")
-    out = {}
-    for field in dt.fields:
-        column = frame[field.name]
-        if isinstance(field.dataType, T.ArrayType):
-            out[field.name] = _coerce_array(column.to_frame(), field.dataType, None)
-        else:
-            out[field.name] = convert(column, field.dataType)
-    return pd.DataFrame(out)

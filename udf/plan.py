@@ -44,6 +44,7 @@ class ScoringPlan:
     column_names: Optional[Tuple[str, ...]] = None
     flatten: bool = True
     allow_code: bool = True
+    vector_columns: Optional[Tuple[str, ...]] = None  # the model's n double columns, to fill from one ML vector
 
     def bound(self, names: list[str] | None, flatten: bool = False) -> "ScoringPlan":
         """This plan with the UDF's argument columns named (see the class docstring)."""

@@ -3,6 +3,11 @@
 Scalar types take the leftmost output column that fits, array types every column that
 fits, struct types their fields by name (the reference doc's table, plus boolean, struct and
 DDL strings). The worker-side conversion lives in :mod:`udf.coercion`.
+
+Derived from the signature, MLflow 3's nested outputs become Spark's nested types (``Array``
+→ array, ``Object`` → struct, ``Map`` → map, ``sparkml_vector`` → vector, all nullable) as
+long as every leaf is one spark_udf returns; an explicit ``result_type`` stays limited to
+leaves, arrays of leaves and structs of those.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from typing import Any
 import numpy as np
 from pyspark.sql import types as T
 
-from spark_models.exceptions import InvalidArgumentError
+from spark_models.exceptions import InvalidArgumentError, SchemaError
+from spark_models.schema.data_type import DataType
+from spark_models.schema.nested import type_name
 from spark_models.schema.type_table import spark_leaf_of_numpy
 from udf.coercion import declared_kind
+from udf.nested_outputs import nullable, unreturnable
 
 _SIMPLE = {
     "int": T.IntegerType(),
@@ -95,6 +103,8 @@ def _output_type(spec: Any, index: int) -> T.DataType:
     """The Spark type of one signature output, or an error naming the output."""
     if hasattr(spec, "shape"):  # TensorSpec
         dt = _tensor_type(spec, index)
+    elif not isinstance(spec.type, DataType):  # MLflow 3's array / object / map / sparkml_vector
+        return _nested_type(spec, index)
     else:
         dt = spec.type.to_spark()
     if not isinstance(dt, T.ArrayType) and not isinstance(dt, _SUPPORTED_LEAVES):
@@ -103,6 +113,22 @@ def _output_type(spec: Any, index: int) -> T.DataType:
             f"spark_udf cannot return; pass result_type (e.g. result_type='string', or a struct naming other outputs)"
         )
     return dt
+
+
+def _nested_type(spec: Any, index: int) -> T.DataType:
+    """An array / object / map / vector output as Spark's array / struct / map / vector type,
+    everything nullable; an error naming the output when a part of it cannot be returned."""
+    try:
+        dt = spec.type.to_spark()
+        problem = unreturnable(dt)
+    except SchemaError:
+        problem = "the type 'any' has no Spark type"
+    if problem:
+        raise InvalidArgumentError(
+            f"The model's output {_label(spec, index)} has type {type_name(spec.type)}, which spark_udf cannot "
+            f"return ({problem}); pass result_type (e.g. result_type='string', or a struct naming other outputs)"
+        )
+    return nullable(dt)
 
 
 def _tensor_type(spec: Any, index: int) -> T.DataType:
@@ -119,9 +145,10 @@ def _tensor_type(spec: Any, index: int) -> T.DataType:
 
 def _common_leaf(leaves: list, specs: list) -> T.DataType:
     """The element type of an array of unnamed outputs: their shared type, else double/string."""
-    if any(isinstance(dt, T.ArrayType) for dt in leaves):
+    if any(not isinstance(dt, _SUPPORTED_LEAVES) for dt in leaves):
         raise InvalidArgumentError(
-            f"The model has {len(specs)} unnamed outputs and some are tensors; pass result_type (e.g. 'array<double>')"
+            f"The model has {len(specs)} unnamed outputs and some are tensors, arrays, objects or maps; pass "
+            "result_type (e.g. 'array<double>')"
         )
     if all(dt == leaves[0] for dt in leaves):
         return leaves[0]
@@ -140,5 +167,5 @@ def declared_kinds(signature: Any) -> dict | None:
     kinds = {}
     for spec in specs:
         name = None if len(specs) == 1 and spec.name is None else str(spec.name)
-        kinds[name] = declared_kind(spec.type.value)
+        kinds[name] = declared_kind(spec.type.value) if isinstance(spec.type, DataType) else ("o", 0)
     return kinds

@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -144,6 +145,31 @@ def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
         raise MalformedModelError(f"{archive}: refusing special file entry {name!r}")
 
 
+def _matches(target: Path, key: str) -> bool:
+    return (target / "MLmodel").is_file() and content_hash(target) == key
+
+
+def _install(tmp: Path, target: Path, key: str) -> None:
+    """Rename the complete ``tmp`` to ``target``. A ``target`` another process installed meanwhile
+    is kept when it matches ``key``; one that does not (stale, partial, planted) is moved aside
+    first, so no reader ever sees it half removed."""
+    for _ in range(3):
+        try:
+            os.replace(tmp, target)
+            return
+        except OSError:
+            if _matches(target, key):
+                return
+            _logger.warning("Replacing %s: its content does not match the model it is named after", target)
+            stale = target.with_name(f".stale-{target.name}-{uuid.uuid4().hex[:8]}")
+            try:
+                os.replace(target, stale)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(stale, ignore_errors=True)
+    raise MalformedModelError(f"Could not install the model {key} at {target}: other processes keep replacing it")
+
+
 def extracted_model_dir(archive: Path, key: str) -> Path:
     """The model of ``archive`` extracted once per machine into this user's private directory.
 
@@ -152,21 +178,14 @@ def extracted_model_dir(archive: Path, key: str) -> Path:
     """
     root = private_dir("extracted")
     target = root / key
-    if (target / "MLmodel").is_file() and content_hash(target) == key:
+    if _matches(target, key):
         return target
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
         safe_extract(archive, tmp)
         if content_hash(tmp) != key:
             raise MalformedModelError(f"{archive}: its content does not match the model hash {key} it was shipped as")
-        if target.exists():
-            _logger.warning("Replacing %s: its content does not match the model it is named after", target)
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process won the race; its copy is used only if it matches
-            if not ((target / "MLmodel").is_file() and content_hash(target) == key):
-                raise
+        _install(tmp, target, key)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

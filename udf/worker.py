@@ -11,7 +11,8 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from spark_models.exceptions import SparkModelsError
+from spark_models.exceptions import SchemaEnforcementError, SparkModelsError, describe
+from udf.input_casts import MASK_SUFFIX
 from udf.plan import UNNAMED_TENSOR, ScoringPlan, TensorInput
 
 _MODELS: dict[tuple[str, bool], Any] = {}
@@ -58,6 +59,49 @@ def _values(part: pd.Series | pd.DataFrame) -> Any:
     return part.array if isinstance(part, pd.Series) else part.to_dict("records")
 
 
+def _with_nulls(values: Any, mask: pd.Series) -> Any:
+    """Integers sent with nulls as 0 plus their null mask → pandas' nullable Int32/Int64 (exact)."""
+    nulls = mask.to_numpy(dtype=bool)
+    if not nulls.any():
+        return values
+    ints = np.asarray(values)
+    return pd.arrays.IntegerArray(ints.astype(np.int32 if ints.dtype.itemsize <= 4 else np.int64, copy=False), nulls)
+
+
+_VECTOR_FIELDS = ["type", "size", "indices", "values"]
+
+
+def _is_vector(frame: pd.DataFrame) -> bool:
+    """Whether a struct argument is a Spark ML vector (PySpark hands its storage fields)."""
+    return list(frame.columns) == _VECTOR_FIELDS
+
+
+def _vector_frame(frame: pd.DataFrame, plan: ScoringPlan) -> pd.DataFrame:
+    """One ML vector argument as the model's n float columns (sparse vectors densify)."""
+    names = plan.vector_columns
+    values = frame["values"].to_numpy()
+    if len(frame) and (frame["type"].to_numpy() == 1).all() and all(v is not None for v in values):
+        widths = {len(v) for v in values}
+        if widths == {len(names)}:  # all dense and of the right width: one copy
+            return pd.DataFrame(np.stack(values).astype(np.float64, copy=False), columns=list(names))
+    dense = np.zeros((len(frame), len(names)), dtype=np.float64)
+    missing = np.zeros(len(frame), dtype=bool)
+    for row, (kind, size, indices, values) in enumerate(frame.itertuples(index=False, name=None)):
+        if values is None:
+            missing[row] = True
+            continue
+        width = len(values) if kind == 1 else int(size)
+        if width != len(names):
+            raise SchemaEnforcementError(
+                f"An ML vector argument has {width} values in row {row}, but the model takes {len(names)} columns {list(names)}")
+        if kind == 1:
+            dense[row] = values
+        else:
+            dense[row, np.asarray(indices, dtype=np.int64)] = values
+    dense[missing] = np.nan
+    return pd.DataFrame(dense, columns=list(names))
+
+
 class ScoringFunction:
     """The pandas UDF body for one :class:`~udf.plan.ScoringPlan`: batches in, coerced
     predictions out, rows and order kept."""
@@ -67,20 +111,27 @@ class ScoringFunction:
 
     def _frame(self, batch: Any) -> pd.DataFrame:
         if isinstance(batch, pd.DataFrame):
-            if self.plan.flatten:
-                return batch  # one struct argument: its fields are the model's columns
+            if self.plan.flatten:  # one struct argument: its fields are the model's columns
+                return _vector_frame(batch, self.plan) if _is_vector(batch) and self.plan.vector_columns else batch
             batch = (batch,)
         parts = batch if isinstance(batch, tuple) else (batch,)
-        return pd.DataFrame({name: _values(p) for name, p in zip(self.plan.column_names, parts)}, copy=False)
+        columns: dict[str, Any] = {}
+        for name, part in zip(self.plan.column_names, parts):
+            if name.endswith(MASK_SUFFIX):  # the null mask of the integer column before it
+                base = name[:-len(MASK_SUFFIX)]
+                columns[base] = _with_nulls(columns[base], part)
+            else:
+                columns[name] = _values(part)
+        return pd.DataFrame(columns, copy=False)
 
     def _fail(self, frame: pd.DataFrame, what: str, e: Exception) -> SparkModelsError:
         return SparkModelsError(
             f"Model {self.plan.model_uri!r} {what} on a batch of {len(frame)} rows with columns {list(frame.columns)}: "
-            f"{type(e).__name__}: {e}"
+            f"{describe(e)}"
         )
 
     def _score(self, model: Any, frame: pd.DataFrame) -> pd.Series | pd.DataFrame:
-        from udf.coercion import coerce_output
+        from udf.outputs import coerce_output
 
         plan = self.plan
         try:

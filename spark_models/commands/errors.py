@@ -34,6 +34,7 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 _TASK_ERROR = re.compile(
     r"spark_models\.exceptions\.SparkModelsError: Model (?P<model>'[^\n]*?') (?P<what>failed|output does not convert to "
     r"[^\n]*?) on a batch of \d+ rows with columns \[[^\n]*?\]: (?P<error>[A-Za-z_][\w.]*: [^\n]*|[A-Za-z_][\w.]*)")
+_JVM_REFUSAL = re.compile(r"\[USER_RAISED_EXCEPTION\] (?P<message>spark_udf: [^\n]*?)(?: SQLSTATE: \w+)?$", re.M)
 _PYTHON_ERROR = re.compile(r"^(?P<error>(?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception)(?:: [^\n]*)?)$", re.M)
 
 
@@ -46,6 +47,9 @@ def one_line(error: BaseException) -> str:
             last = match[-1]
             where = "the model" if last["what"] == "failed" else f"converting the model's output ({last['what']})"
             return f"Error: {last['error']} (raised by {where} {last['model']} in a Spark task; --verbose shows all)"
+        refused = _JVM_REFUSAL.search(text)
+        if refused:
+            return f"Error: {refused['message'].strip()}"
         raised = [m["error"] for m in _PYTHON_ERROR.finditer(text) if not m["error"].startswith(("py4j", "org."))]
         if raised:
             return f"Error: {raised[-1]} (in a Spark task; --verbose shows all)"

@@ -71,6 +71,17 @@ def align_output(output: Any, model_input: Any) -> Any:
     return output.loc[source] if permuted else output.set_axis(source, axis=0)
 
 
+def note_missing_values(error: BaseException, model_input: Any) -> None:
+    """Add to a model's exception which input columns held how many missing values."""
+    if not isinstance(model_input, pd.DataFrame) or not hasattr(error, "add_note"):
+        return
+    counts = model_input.isna().sum()
+    held = [f"{name}: {int(n)} of {len(model_input)}" for name, n in counts.items() if n]
+    if held:
+        error.add_note(f"the input held missing values, {', '.join(held)} rows; they reach the model as NaN, "
+                       "pd.NA (nullable Int64/boolean), None or NaT")
+
+
 def empty_output(signature: Any) -> Any:
     """The result of scoring 0 rows: the signature's outputs with no rows."""
     outputs = getattr(signature, "outputs", None)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from spark_models.exceptions import InvalidArgumentError
-from spark_models.pyfunc.outputs import align_output, check_row_count, empty_output, row_count
+from spark_models.pyfunc.outputs import align_output, check_row_count, empty_output, note_missing_values, row_count
 from spark_models.mlmodel import Model
 from spark_models.schema.signature import ModelSignature
 
@@ -65,7 +65,11 @@ class PyFuncModel:
         rows = row_count(data)
         if rows == 0:
             return empty_output(signature)
-        output = self._model_impl.predict(data, params=params) if self._takes_params else self._model_impl.predict(data)
+        try:
+            output = self._model_impl.predict(data, params=params) if self._takes_params else self._model_impl.predict(data)
+        except Exception as e:
+            note_missing_values(e, data)
+            raise
         if rows is not None:
             check_row_count(output, rows, f"Model {self.model_uri!r}")
         return align_output(output, data)

@@ -6,6 +6,7 @@ Numbers convert only losslessly (:func:`spark_models.schema.type_table.lossless_
 from __future__ import annotations
 
 import datetime as _dt
+import decimal
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,8 @@ import pandas as pd
 from spark_models.exceptions import SchemaEnforcementError
 from spark_models.schema.params import ParamSpec
 from spark_models.schema.type_table import lossless_numpy_cast
-from spark_models.schema.types import ColSpec, DataType
+from spark_models.schema.data_type import DataType
+from spark_models.schema.types import ColSpec
 
 _NUMERIC = {DataType.integer, DataType.long, DataType.float, DataType.double}
 
@@ -26,8 +28,8 @@ def _fail(label: str, spec: ColSpec, actual: Any, why: str = "") -> SchemaEnforc
 
 def _missing_ints_hint(label: str) -> str:
     return (
-        f"Column {label!r} has missing values, which integer types cannot hold (pandas stores them as "
-        "float NaN). Declare the column as double in the signature, or fill the missing values before scoring."
+        f"Column {label!r} is float with NaN for missing values; integers with missing values are accepted as "
+        "pandas' nullable Int64 (df[col].astype('Int64')), or declare the column as double in the signature"
     )
 
 
@@ -52,25 +54,67 @@ def _numpy_view(values: pd.Series) -> tuple[np.dtype, bool]:
     return dtype, False
 
 
-def _convert_numeric(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
+def _nullable(target: np.dtype) -> str:
+    """pandas' nullable dtype for an integer or boolean spec's missing values."""
+    return "boolean" if target.kind == "b" else "Int32" if target.itemsize <= 4 else "Int64"
+
+
+def _objects_as_numbers(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
+    """An object column (Python numbers, booleans or Decimals, with None/NaN for missing) as a
+    typed column: floats with NaN, or pandas' nullable Int64/boolean where values are missing."""
     target = spec.type.to_numpy()
+    missing = values.isna().to_numpy()
+    present = values[~missing]
+    kinds = {type(v) for v in present}
+    if not kinds:  # only missing values: they reach the model in a dtype that can hold them
+        dtype = target if target.kind == "f" else _nullable(target)
+        return pd.Series(pd.array([None] * len(values), dtype="Float64" if target.kind == "f" else dtype),
+                         index=values.index, name=values.name).astype(dtype)
+    if kinds <= {bool, np.bool_}:
+        return pd.Series(pd.array(values.where(~values.isna(), None).tolist(), dtype="boolean"),
+                         index=values.index, name=values.name)
+    if kinds <= {decimal.Decimal}:
+        return _decimals(values, present, spec, label)
+    whole = all(issubclass(k, (int, np.integer)) and not issubclass(k, (bool, np.bool_)) for k in kinds)
+    if whole and target.kind in "iu":  # exact, and nullable where values are missing
+        try:
+            ints = pd.array(values.where(~values.isna(), None).tolist(), dtype="Int64")
+        except (TypeError, OverflowError) as e:
+            raise _fail(label, spec, "integers beyond 64 bits", str(e)) from None
+        return pd.Series(ints, index=values.index, name=values.name)
+    inferred = values.infer_objects()
+    if inferred.dtype == object:
+        example = next(v for v in present if not isinstance(v, (int, float, np.number)))
+        what = "non-boolean" if spec.type == DataType.boolean else "non-numeric"
+        raise _fail(label, spec, f"object column holding {type(example).__name__} values (e.g. {example!r})",
+                    f"The column holds {what} values")
+    return inferred
+
+
+def _decimals(values: pd.Series, present: pd.Series, spec: ColSpec, label: str) -> pd.Series:
+    """Decimal values (Spark's DecimalType in pandas): doubles (rounded to the nearest double, as
+    Spark's cast does), or integers when each one is whole."""
+    target = spec.type.to_numpy()
+    if target.kind == "f":
+        return pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan), index=values.index, name=values.name)
+    fractional = [d for d in present if d != d.to_integral_value()]
+    if target.kind != "i" or fractional:
+        raise _fail(label, spec, "decimals", f"e.g. {fractional[0]} is not a whole number" if fractional else "")
+    ints = pd.array([None if pd.isna(d) else int(d) for d in values], dtype="Int64")
+    return pd.Series(ints, index=values.index, name=values.name)
+
+
+def _convert_numeric(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
+    """Numbers and booleans converted losslessly; missing values reach the model as NaN (float
+    specs) or pandas' nullable ``Int32``/``Int64``/``boolean`` with ``pd.NA``."""
+    target = spec.type.to_numpy()
+    if values.dtype == object:
+        values = _objects_as_numbers(values, spec, label)
     src, has_na = _numpy_view(values)
-    if src == object and len(values) and bool(values.isna().all()):
-        if spec.type in (DataType.float, DataType.double):
-            return pd.Series(np.full(len(values), np.nan, dtype=target), index=values.index, name=values.name)
-        raise _fail(label, spec, "a column of only missing values", _missing_ints_hint(label) if target.kind in "iu"
-                    else "The column holds only missing values, which boolean cannot hold; fill them before scoring")
-    if src == object:
-        inferred = values.infer_objects()
-        if inferred.dtype == object:
-            raise _fail(label, spec, "object", "The column holds non-numeric values" if spec.type != DataType.boolean else "The column holds non-boolean values")
-        values, (src, has_na) = inferred, _numpy_view(inferred)
     if spec.type == DataType.boolean:
         if src.kind != "b":
             raise _fail(label, spec, values.dtype)
-        if has_na:
-            raise _fail(label, spec, values.dtype, "The column has missing values; fill them before scoring")
-        return values.astype(bool)
+        return values.astype("boolean") if has_na else values.astype(bool)
     if src.kind == "f" and target.kind in "iu":
         why = _missing_ints_hint(label) if values.isna().any() else "Floats never convert to integers implicitly"
         raise _fail(label, spec, values.dtype, why)
@@ -80,9 +124,9 @@ def _convert_numeric(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
             why = f"{src} to {target} can lose precision; declare the column as {'double' if src.itemsize < 8 else 'long'} or convert it"
         raise _fail(label, spec, values.dtype, why)
     if has_na:
-        if target.kind != "f":
-            raise _fail(label, spec, values.dtype, _missing_ints_hint(label))
-        return pd.Series(values.to_numpy(dtype=target, na_value=np.nan), index=values.index, name=values.name)
+        if target.kind == "f":
+            return pd.Series(values.to_numpy(dtype=target, na_value=np.nan), index=values.index, name=values.name)
+        return values.astype(_nullable(target))
     return values.astype(target) if values.dtype != target else values
 
 
@@ -91,11 +135,26 @@ def _convert_datetime(values: pd.Series, spec: ColSpec, label: str) -> pd.Series
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         # Normalized to nanoseconds, as MLflow does; tz-aware columns keep their zone.
         return values if isinstance(values.dtype, pd.DatetimeTZDtype) else values.astype("datetime64[ns]")
-    if values.dtype == object:
-        ok = values.map(lambda v: v is None or isinstance(v, (_dt.datetime, _dt.date, np.datetime64)) or pd.isna(v))
-        if bool(ok.all()):
+    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        present = values[values.notna()]
+        if all(isinstance(v, (_dt.datetime, _dt.date, np.datetime64)) for v in present):
             return pd.to_datetime(values)
-    raise _fail(label, spec, values.dtype, "Pass datetime64 values or datetime objects")
+        if all(isinstance(v, str) for v in present):
+            return _parse_iso(values, present, spec, label)
+    raise _fail(label, spec, values.dtype, "Pass datetime64 values, datetime objects or ISO 8601 strings")
+
+
+def _parse_iso(values: pd.Series, present: pd.Series, spec: ColSpec, label: str) -> pd.Series:
+    """ISO 8601 strings as datetimes (as MLflow 3 parses them); the first bad value is named."""
+    try:
+        return pd.to_datetime(values, format="ISO8601")
+    except (ValueError, TypeError):
+        for value in present:
+            try:
+                pd.to_datetime(value, format="ISO8601")
+            except (ValueError, TypeError):
+                raise _fail(label, spec, f"the string {value!r}", "It is not an ISO 8601 datetime") from None
+        raise
 
 
 def _convert_object(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:

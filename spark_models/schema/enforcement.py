@@ -15,10 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spark_models.schema.columns import convert_column, convert_param
+from spark_models.schema.columns import convert_column as convert_scalar_column
+from spark_models.schema.columns import convert_param
 from spark_models.exceptions import SchemaEnforcementError
 from spark_models.schema.params import ParamSchema
-from spark_models.schema.types import Schema, TensorSpec
+from spark_models.schema.data_type import DataType
+from spark_models.schema.nested import type_name
+from spark_models.schema.nested_values import convert_nested
+from spark_models.schema.types import ColSpec, Schema, TensorSpec
 
 _logger = logging.getLogger(__name__)
 _warned_extra: set[tuple[str, ...]] = set()
@@ -43,7 +47,8 @@ def _as_frame(data: Any, schema: Schema) -> pd.DataFrame:
     if isinstance(data, pd.Series):
         return data.to_frame() if data.name is not None or not schema.has_input_names() else data.to_frame(schema.input_names()[0])
     if isinstance(data, dict):
-        if all(np.ndim(v) == 0 for v in data.values()):
+        nested = any(not isinstance(spec.type, DataType) for spec in schema.inputs if isinstance(spec, ColSpec))
+        if nested or all(np.ndim(v) == 0 for v in data.values()):  # one record (its lists are array values)
             return pd.DataFrame([data])
         return pd.DataFrame({k: list(v) if np.ndim(v) > 1 else v for k, v in data.items()})
     if isinstance(data, list):
@@ -73,6 +78,13 @@ def _positional_frame(frame: pd.DataFrame, schema: Schema, what: str) -> pd.Data
     return frame
 
 
+def convert_column(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
+    """One column converted to its spec: scalar types (:mod:`.columns`) or MLflow 3's nested ones."""
+    if isinstance(spec.type, DataType):
+        return convert_scalar_column(values, spec, label)
+    return convert_nested(values, spec, label)
+
+
 def _enforce_columns(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     if not schema.has_input_names():
         if df.shape[1] != len(schema.inputs):
@@ -88,7 +100,7 @@ def _enforce_columns(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     if missing:
         raise SchemaEnforcementError(
             f"Model is missing inputs {missing}. Input columns: {list(df.columns)}. "
-            "Required by the signature: " + ", ".join(f"{s.name} ({s.type.value})" for s in schema.inputs if s.required)
+            "Required by the signature: " + ", ".join(f"{s.name} ({type_name(s.type)})" for s in schema.inputs if s.required)
         )
     _log_extra_columns(df, schema)
     columns = {}

@@ -3,6 +3,13 @@
 One deliberate difference from MLflow: a 1-D numeric *output* (what ``predict`` returns
 for most classifiers and regressors) infers as a column, not a tensor, so that Spark UDF
 result types are scalars rather than one-element arrays.
+
+Columns of lists or tuples infer as MLflow 3's ``Array`` of their items' type and columns of
+dicts as ``Object``, merged over all rows as MLflow does: a property absent from some dicts,
+or None in some, is optional. Unlike MLflow, a missing cell or item says nothing about the
+properties of the others (MLflow makes them all optional), an empty list is a present value,
+integers mixed with floats infer as double (MLflow gives up and declares the whole input
+``any``), datetimes and tuples infer, and anything else that does not infer is an error.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from spark_models.exceptions import SchemaError
 from spark_models.schema.params import ParamSchema, ParamSpec
 from spark_models.schema.signature import ModelSignature
 from spark_models.schema.type_table import signature_type_of_numpy
-from spark_models.schema.types import ColSpec, DataType, Schema, TensorSpec
+from spark_models.schema.data_type import DataType
+from spark_models.schema.nested import AnyType, Array, NestedType, Object, Property
+from spark_models.schema.types import ColSpec, Schema, TensorSpec
 
 
 def _data_type_of_numpy(dtype: np.dtype, label: str) -> DataType:
@@ -27,10 +36,14 @@ def _data_type_of_numpy(dtype: np.dtype, label: str) -> DataType:
     return DataType(name)
 
 
-def _data_type_of_values(values: pd.Series, label: str) -> DataType:
+def _data_type_of_values(values: pd.Series, label: str) -> DataType | NestedType:
     present = values.dropna()
     if present.empty:
         raise SchemaError(f"Cannot infer a type for column {label!r}: it has no non-null values")
+    cells = present.tolist()
+    if not any(isinstance(v, np.ndarray) for v in cells) and any(isinstance(v, (list, tuple, dict)) for v in cells):
+        found = _nested_type(cells, f"column {label!r}")
+        return AnyType() if found is None else found
     for kind, dtype in ((str, DataType.string), ((bytes, bytearray), DataType.binary), ((_dt.datetime, _dt.date), DataType.datetime), ((bool, np.bool_), DataType.boolean)):
         if present.map(lambda v: isinstance(v, kind)).all():
             return dtype
@@ -40,11 +53,81 @@ def _data_type_of_values(values: pd.Series, label: str) -> DataType:
     sample = present.iloc[0]
     raise SchemaError(
         f"Cannot infer a column type for {label!r}: it holds {type(sample).__name__} values. "
-        "Columns of arrays are tensors: pass a numpy array or a dict of arrays instead."
+        "Columns of arrays are tensors: pass a numpy array or a dict of arrays instead (or lists, which infer "
+        "as MLflow 3's array type)."
     )
 
 
-def _column_type(values: pd.Series, label: str) -> DataType:
+# ---- MLflow 3's nested types: lists, tuples and dicts in object columns --------------
+
+def _is_missing(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, (float, np.floating)) and bool(v != v)
+
+
+def _nested_type(values: list, where: str) -> DataType | NestedType | None:
+    """The type of all the values found at one place of the examples (None: all missing)."""
+    present = [v for v in values if not _is_missing(v)]
+    if not present:
+        return None
+    if all(isinstance(v, dict) for v in present):
+        return _object_type(present, where)
+    if all(isinstance(v, (list, tuple, np.ndarray)) for v in present):
+        items = [x for v in present for x in (list(v) if isinstance(v, np.ndarray) else v)]
+        if not items:
+            return AnyType()  # only empty arrays, as MLflow
+        inner = _nested_type(items, f"{where} items")
+        return Array(AnyType() if inner is None else inner)
+    if any(isinstance(v, (dict, list, tuple, np.ndarray)) for v in present):
+        kinds = sorted({type(v).__name__ for v in present})
+        raise SchemaError(f"Cannot infer a type for {where}: it mixes {', '.join(kinds)} values")
+    return _scalar_type(present, where)
+
+
+def _object_type(dicts: list[dict], where: str) -> DataType | NestedType:
+    names: dict[str, None] = {}
+    for d in dicts:
+        for key in d:
+            if not isinstance(key, str):
+                raise SchemaError(f"Cannot infer a type for {where}: its dict keys must be strings, got {key!r}")
+            names.setdefault(key)
+    if not names:
+        return AnyType()  # only empty dicts, as MLflow
+    properties = []
+    for name in names:
+        values = [d[name] for d in dicts if name in d]
+        found = _nested_type(values, f"{where} property {name!r}")
+        required = found is not None and len(values) == len(dicts) and not any(map(_is_missing, values))
+        properties.append(Property(name, AnyType() if found is None else found, required))
+    return Object(properties)
+
+
+_SCALARS = ((bool, DataType.boolean), (np.bool_, DataType.boolean), (int, DataType.long), (float, DataType.double),
+            (str, DataType.string), ((bytes, bytearray), DataType.binary), ((_dt.datetime, _dt.date), DataType.datetime))
+_NUMBERS = {DataType.integer, DataType.long, DataType.float, DataType.double}
+
+
+def _scalar_of(kind: type, where: str) -> DataType:
+    for base, found in _SCALARS:
+        if issubclass(kind, base):
+            return found
+    name = signature_type_of_numpy(np.dtype(kind)) if issubclass(kind, np.generic) else None
+    if name is None:
+        raise SchemaError(f"Cannot infer a type for {where}: it holds {kind.__name__} values")
+    return DataType(name)
+
+
+def _scalar_type(values: list, where: str) -> DataType:
+    found = {_scalar_of(kind, where) for kind in set(map(type, values))}
+    if len(found) == 1:
+        return found.pop()
+    if found <= _NUMBERS:  # integers and floats: double holds them all (integers up to 2**53 exactly)
+        return DataType.double if found & {DataType.float, DataType.double} else DataType.long
+    raise SchemaError(f"Cannot infer a type for {where}: it mixes {', '.join(sorted(t.value for t in found))} values")
+
+
+def _column_type(values: pd.Series, label: str) -> DataType | NestedType:
     dtype = values.dtype
     if isinstance(dtype, pd.StringDtype):
         return DataType.string

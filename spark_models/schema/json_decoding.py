@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from spark_models.exceptions import SchemaEnforcementError
-from spark_models.schema.types import DataType, Schema
+from spark_models.schema.data_type import DataType
+from spark_models.schema.types import Schema
 
 _FLOATS = {DataType.float, DataType.double}
 _INTS = {DataType.integer, DataType.long}
@@ -64,19 +65,40 @@ def _datetime_column(column: pd.Series, name: str) -> pd.Series:
         raise SchemaEnforcementError(f"Column {name!r}: expected ISO 8601 datetime strings ({e})") from None
 
 
+_EXACT_IN_FLOAT = 2 ** 53  # every integer up to this magnitude is exact in a float64
+
+
 def _number_column(column: pd.Series, target: DataType) -> pd.Series:
-    """Numbers cast to the declared type when that loses nothing; anything else is left for enforcement."""
+    """Numbers cast to the declared type when that loses nothing; integers with missing values
+    become pandas' nullable Int32/Int64. Anything else is left for enforcement to explain."""
+    if target in _INTS and column.dtype == object:
+        present = column[column.notna()]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in present):  # JSON integers, exactly
+            return _checked_ints(pd.Series(pd.array(column.where(column.notna(), None).tolist(), dtype="Int64"),
+                                           index=column.index, name=column.name), column, target)
     values = column.infer_objects() if column.dtype == object else column
     kind = values.dtype.kind
     if kind not in "iuf":
         return column
     if target in _FLOATS:
         return values.astype(target.to_numpy())
+    missing = values.isna()
     if kind == "f":
-        finite = values.dropna()
-        if len(finite) != len(values) or not np.array_equal(finite, np.floor(finite)):
-            return column  # missing or fractional values: enforcement explains
+        present = values[~missing]
+        if not np.array_equal(present, np.floor(present)) or (np.abs(present) > _EXACT_IN_FLOAT).any():
+            return column  # fractional, or too large to have been read exactly: enforcement explains
+    if missing.any():
+        return _checked_ints(values.astype("Int64"), column, target)
+    return _checked_ints(values, column, target).astype(target.to_numpy())
+
+
+def _checked_ints(values: pd.Series, original: pd.Series, target: DataType) -> pd.Series:
+    """``values`` as the declared integer type (nullable when values are missing); out of range:
+    the original column, for enforcement to explain."""
     info = np.iinfo(target.to_numpy())
-    if len(values) and (values.min() < info.min or values.max() > info.max):
-        return column  # out of range: enforcement explains
-    return values.astype(target.to_numpy())
+    present = values.dropna()
+    if len(present) and (present.min() < info.min or present.max() > info.max):
+        return original
+    if values.isna().any():
+        return values.astype("Int32" if target == DataType.integer else "Int64")
+    return values

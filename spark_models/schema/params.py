@@ -6,7 +6,7 @@ import json
 from typing import Any, Iterable, Sequence
 
 from spark_models.exceptions import SchemaError
-from spark_models.schema.types import DataType
+from spark_models.schema.data_type import DataType
 
 
 class ParamSpec:

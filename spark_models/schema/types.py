@@ -8,73 +8,29 @@ never imports pyspark.sql.types.
 from __future__ import annotations
 
 import json
-from enum import Enum
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from spark_models.exceptions import SchemaError
 import spark_models.schema.type_table as type_table
-
-
-class DataType(Enum):
-    """Column types of a column-based schema (the MLflow set)."""
-
-    boolean = "boolean"
-    integer = "integer"
-    long = "long"
-    float = "float"
-    double = "double"
-    string = "string"
-    binary = "binary"
-    datetime = "datetime"
-
-    def __repr__(self) -> str:
-        return self.name
-
-    def to_numpy(self) -> np.dtype:
-        """The numpy dtype a column of this type is held in."""
-        return type_table.numpy_dtype(self.value)
-
-    def to_pandas(self) -> np.dtype:
-        """The pandas dtype a column of this type is held in (object for strings/bytes)."""
-        return self.to_numpy()
-
-    def to_python(self) -> type:
-        """The Python type of one value."""
-        return type_table.python_type(self.value)
-
-    def to_spark(self):  # -> pyspark.sql.types.DataType
-        """The Spark SQL type of this column type."""
-        return type_table.spark_type(self.value)
-
-    def to_arrow(self):  # -> pyarrow.DataType
-        """The Arrow type of this column type."""
-        return type_table.arrow_type(self.value)
-
-    @classmethod
-    def from_name(cls, name: str, where: str = "") -> "DataType":
-        """Parse a type name, with an error that says where the name came from."""
-        try:
-            return cls(name)
-        except ValueError:
-            place = f" ({where})" if where else ""
-            raise SchemaError(
-                f"Unsupported column type {name!r}{place}. spark-models supports: "
-                f"{', '.join(t.value for t in cls)}."
-            ) from None
+from spark_models.schema import nested
+from spark_models.schema.data_type import DataType
 
 
 class ColSpec:
     """One column of a column-based schema: a type, an optional name, required or not."""
 
-    def __init__(self, type: DataType | str, name: str | None = None, required: bool = True):
-        self.type = type if isinstance(type, DataType) else DataType.from_name(type, f"column {name!r}")
+    def __init__(self, type: DataType | nested.NestedType | str, name: str | None = None, required: bool = True):
+        if isinstance(type, (DataType, nested.NestedType)):
+            self.type = type
+        else:
+            self.type = DataType.from_name(type, f"column {name!r}")
         self.name = name
         self.required = bool(required)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.type.value}
+        d: dict[str, Any] = {"type": self.type.value} if isinstance(self.type, DataType) else self.type.to_dict()
         if self.name is not None:
             d["name"] = self.name
         d["required"] = self.required
@@ -90,7 +46,8 @@ class ColSpec:
     def __repr__(self) -> str:
         name = f"{self.name!r}: " if self.name is not None else ""
         opt = " (optional)" if not self.required else ""
-        return f"{name}{self.type.value}{opt}"
+        kind = self.type.value if isinstance(self.type, DataType) else repr(self.type)
+        return f"{name}{kind}{opt}"
 
 
 class TensorSpec:
@@ -142,6 +99,8 @@ def _spec_from_dict(d: dict[str, Any], index: int) -> ColSpec | TensorSpec:
         return TensorSpec(d["dtype"], d.get("shape"), d.get("name"))
     if "type" not in d:
         raise SchemaError(f"Schema entry for {where} has no 'type': {d!r}")
+    if d["type"] in nested.TYPE_NAMES:  # MLflow 3's array / object / map / any / sparkml_vector
+        return ColSpec(nested.from_dict(d, where), d.get("name"), d.get("required", True))
     return ColSpec(DataType.from_name(d["type"], where), d.get("name"), d.get("required", True))
 
 
@@ -184,7 +143,8 @@ class Schema:
         return [i.type for i in self.inputs]
 
     def numpy_types(self) -> list[np.dtype]:
-        return [i.type.to_numpy() if isinstance(i, ColSpec) else i.dtype for i in self.inputs]
+        return [i.type.to_numpy() if isinstance(i, ColSpec) and isinstance(i.type, DataType) else
+                np.dtype(object) if isinstance(i, ColSpec) else i.dtype for i in self.inputs]
 
     def to_dict(self) -> list[dict[str, Any]]:
         return [i.to_dict() for i in self.inputs]
@@ -236,16 +196,19 @@ class Schema:
 
 
 def _spec_of_spark_field(field: Any) -> ColSpec | TensorSpec:
+    """A top-level Spark field as a spec: (nested) arrays of numbers or booleans are tensors;
+    structs, maps (string keys), ML vectors and arrays of anything else are MLflow 3's nested
+    column types; other leaves are scalar columns."""
     from pyspark.sql import types as T
 
     depth, leaf = 0, field.dataType
     while isinstance(leaf, T.ArrayType):
         depth, leaf = depth + 1, leaf.elementType
-    if depth:
-        dtype = type_table.numpy_of_spark(leaf)
-        if dtype is None:
-            raise SchemaError(f"Column {field.name!r}: arrays of {leaf.simpleString()} have no tensor type")
+    dtype = type_table.numpy_of_spark(leaf)
+    if depth and dtype is not None:
         return TensorSpec(dtype, (-1,) * (depth + 1), field.name)
+    if depth or isinstance(leaf, (T.StructType, T.MapType)) or type(leaf).__name__ == "VectorUDT":
+        return ColSpec(nested.from_spark(field.dataType, f"Column {field.name!r}"), field.name)
     name = type_table.signature_type_of_spark(leaf)
     if name is None:
         raise SchemaError(f"Column {field.name!r}: Spark type {leaf.simpleString()} has no model-signature type")
@@ -256,7 +219,10 @@ def _spark_type_of_spec(spec: ColSpec | TensorSpec) -> Any:
     from pyspark.sql import types as T
 
     if isinstance(spec, ColSpec):
-        return spec.type.to_spark()
+        try:
+            return spec.type.to_spark()
+        except SchemaError as e:
+            raise SchemaError(f"Column {spec.name!r}: {e}") from None
     dt = type_table.spark_of_numpy(spec.dtype)
     if dt is None:
         raise SchemaError(f"Tensor {spec.name!r} of dtype {spec.dtype} has no Spark type")

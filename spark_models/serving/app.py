@@ -29,10 +29,13 @@ TIMEOUT_ENV = "SPARK_MODELS_SERVE_TIMEOUT"
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT", "INLINE_BODY_BYTES", "create_app", "app_from_environment"]
 
 
-def create_app(model: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, timeout: float = DEFAULT_TIMEOUT):
+def create_app(model: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, timeout: float = DEFAULT_TIMEOUT, *,
+               inline_seconds: float | None = None):
     """A Starlette application scoring ``model`` (a :class:`~spark_models.pyfunc.PyFuncModel`).
 
-    ``timeout`` bounds the wait for each chunk of a request body (408 after it).
+    ``timeout`` bounds the wait for each chunk of a request body (408 after it);
+    ``inline_seconds`` is the average scoring time below which small requests are scored on the
+    event loop (default 2 ms).
 
     >>> from spark_models.serving import create_app  # doctest: +SKIP
     >>> app = create_app(spark_models.pyfunc.load_model("my_model"))  # doctest: +SKIP
@@ -47,7 +50,7 @@ def create_app(model: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, timeout
     from spark_models import __version__
 
     signature = getattr(model, "signature", None)
-    policy = InlinePolicy()
+    policy = InlinePolicy() if inline_seconds is None else InlinePolicy(threshold=inline_seconds)
 
     async def invocations(request) -> Response:
         try:

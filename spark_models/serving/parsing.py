@@ -27,7 +27,7 @@ import pandas as pd
 
 from spark_models.schema.json_decoding import decode_json_columns
 from spark_models.schema.signature import ModelSignature
-from spark_models.schema.types import DataType
+from spark_models.schema.data_type import DataType
 from spark_models.types import Schema
 
 CSV = "text/csv"
@@ -89,10 +89,21 @@ def _csv_frame(text: str, inputs: Schema | None) -> pd.DataFrame:
     if not text.strip():
         raise RequestError("The CSV body is empty; send a header row and data rows")
     try:
-        frame = pd.read_csv(io.StringIO(text))
+        frame = _read_csv(text, inputs)
     except (pd.errors.ParserError, ValueError) as e:
         raise RequestError(f"Cannot parse the body as CSV: {e}") from None
     return _decode(frame, inputs)
+
+
+def _read_csv(text: str, inputs: Schema | None) -> pd.DataFrame:
+    """The CSV, with declared integer columns read as nullable Int64 (exact, empty cells as NA)."""
+    ints = {}
+    if inputs is not None and not inputs.is_tensor_spec() and inputs.has_input_names():
+        ints = {spec.name: "Int64" for spec in inputs.inputs if spec.type in _INTEGER_TYPES}
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=ints or None)
+    except (TypeError, ValueError):  # a value that is not an integer: decoding and enforcement explain
+        return pd.read_csv(io.StringIO(text))
 
 
 def _json_input(text: str, fmt: str | None, inputs: Schema | None) -> tuple[Any, dict | None]:
@@ -139,7 +150,7 @@ def _split_frame(doc: Any, inputs: Schema | None) -> pd.DataFrame:
     if not isinstance(data, list):
         raise RequestError(f"'data' must be a list of rows, got {type(data).__name__}")
     try:
-        frame = pd.DataFrame(data, columns=doc.get("columns"))
+        frame = pd.DataFrame(data, columns=doc.get("columns"), dtype=object)  # integers stay exact
     except (ValueError, TypeError) as e:
         raise RequestError(f"Cannot build a DataFrame from 'columns' and 'data': {e}") from None
     return _decode(frame, inputs)
@@ -148,7 +159,7 @@ def _split_frame(doc: Any, inputs: Schema | None) -> pd.DataFrame:
 def _records_frame(doc: Any, inputs: Schema | None) -> pd.DataFrame:
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise RequestError("Records-oriented input must be a JSON list of objects")
-    frame = pd.DataFrame.from_records(doc)
+    frame = pd.DataFrame(doc, dtype=object) if doc else pd.DataFrame()  # integers stay exact
     _check_required_keys(doc, frame, inputs)
     return _decode(frame, inputs)
 
@@ -261,21 +272,12 @@ def _describe(doc: Any, path: list[str | int]) -> str:
 
 
 def _decode(frame: pd.DataFrame, inputs: Schema | None) -> pd.DataFrame:
-    """Signature decoding, after refusing duplicate columns and missing values in integer columns."""
+    """Signature decoding (missing values are kept: integers become nullable Int64), after
+    refusing duplicate columns; columns the signature does not declare get their natural dtype."""
     if not frame.columns.is_unique:
         duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise RequestError(f"The input has duplicate column names {duplicated}; each column must appear once")
-    if inputs is not None and not inputs.is_tensor_spec() and inputs.has_input_names():
-        for spec in inputs.inputs:
-            if spec.type in _INTEGER_TYPES and spec.name in frame.columns and frame[spec.name].dtype.kind not in "iub":
-                missing = frame[spec.name].isna().to_numpy()
-                if missing.any():
-                    raise RequestError(
-                        f"Column {spec.name!r} is declared {spec.type.value} but is null or empty in "
-                        f"{_rows(missing)}; integer columns cannot hold missing values: send a number "
-                        "(or declare the column double in the signature)"
-                    )
-    return decode_json_columns(frame, inputs)
+    return decode_json_columns(frame, inputs).infer_objects()
 
 
 def _check_required_keys(records: list[dict], frame: pd.DataFrame, inputs: Schema | None) -> None:

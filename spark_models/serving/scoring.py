@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
+from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError, describe
 from spark_models.pyfunc.outputs import align_output, check_row_count, row_count
 from spark_models.serving.parsing import RequestError, parse_request
 from spark_models.serving.responses import error_json, predictions_json
@@ -56,7 +56,7 @@ def score(model: Any, signature: Any, body: bytes, content_type: str | None) -> 
         output = _run(model, data, params)
     except Exception as e:  # the model's own failure: logged with its traceback
         _logger.exception("Prediction failed")
-        return Outcome.error(f"Model prediction failed: {type(e).__name__}: {e}", 500, "INTERNAL_ERROR", True)
+        return Outcome.error(f"Model prediction failed: {describe(e)}", 500, "INTERNAL_ERROR", True)
     try:
         return Outcome(200, predictions_json(checked_output(output, data)), True)
     except Exception as e:  # the output breaks the contract or cannot be written as JSON
