@@ -10,7 +10,7 @@ from spark_models.exceptions import SchemaEnforcementError
 from tests.column_cases import COLUMNS
 
 mlflow = pytest.importorskip("mlflow")
-import mlflow.pyfunc  # noqa: E402
+import mlflow.pyfunc  # noqa: E402, F811
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.models import ModelSignature as MSig  # noqa: E402
 from mlflow.types.schema import ColSpec as MCol, Schema as MSchema, TensorSpec as MTensor  # noqa: E402

@@ -104,8 +104,8 @@ def test_only_the_spark_flavor_declares_a_udf_hook():
 
 
 def test_unknown_flavor_lists_known_ones():
-    with pytest.raises(UnknownFlavorError, match="'h2o'.*sklearn.*spark_models.flavors"):
-        get_flavor("h2o")
+    with pytest.raises(UnknownFlavorError, match="'no_such_flavor'.*sklearn.*spark_models.flavors"):
+        get_flavor("no_such_flavor")
 
 
 def test_missing_package_is_named_with_the_extra(monkeypatch):

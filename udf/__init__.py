@@ -1,6 +1,7 @@
 """Arrow-based batch scoring of any pyfunc model in PySpark: :func:`spark_udf`."""
 
 import logging
+from dataclasses import replace
 import os
 from pathlib import Path
 from typing import Any, Iterator, Tuple
@@ -133,7 +134,7 @@ def _scoring_plan(spark: Any, local_dir: Path, model_uri: str, signature: Any, *
 
 def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str = "local",
               params: dict | None = None, batch_size: int | None = None, *,
-              allow_code: bool | None = None) -> SparkModelUDF:
+              allow_code: bool | None = None, model_config: dict | None = None) -> SparkModelUDF:
     """A Spark UDF that scores any python_function model with Arrow batches.
 
     Args:
@@ -154,6 +155,9 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
         allow_code: False loads only models that run no code of their own, checked now on the
             driver and again in every task (see :mod:`spark_models.flavors.trust`); None reads
             ``$SPARK_MODELS_ALLOW_CODE`` on the driver (default True).
+        model_config: passed to the model's loader in every worker, as
+            ``pyfunc.load_model(..., model_config=...)`` (e.g. ``{"num_threads": 2}`` for
+            gradient-boosting models, see :mod:`spark_models.flavors.threads`).
 
     The returned callable binds input columns by name: ``u()`` takes the signature's
     input columns, ``u("a", "b")`` / ``u(col("a"), ...)`` pass columns under their own
@@ -200,4 +204,5 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     params = enforce_params(params, signature.params) if signature is not None else params
     plan = _scoring_plan(spark, local_dir, os.fspath(model_uri), signature, allow_code=context.allow_code,
                          result_type=parse_result_type(result_type, signature), params=params, batch_size=batch_size)
+    plan = replace(plan, model_config=dict(model_config)) if model_config else plan
     return SparkModelUDF(plan, signature, model_uri)

@@ -44,6 +44,7 @@ class ScoringPlan:
     column_names: Optional[Tuple[str, ...]] = None
     flatten: bool = True
     allow_code: bool = True
+    model_config: Optional[Mapping[str, Any]] = None  # passed to the workers' loader
     vector_columns: Optional[Tuple[str, ...]] = None  # the model's n double columns, to fill from one ML vector
 
     def bound(self, names: list[str] | None, flatten: bool = False) -> "ScoringPlan":

@@ -15,7 +15,7 @@ from spark_models.exceptions import SchemaEnforcementError, SparkModelsError, de
 from udf.input_casts import MASK_SUFFIX
 from udf.plan import UNNAMED_TENSOR, ScoringPlan, TensorInput
 
-_MODELS: dict[tuple[str, bool], Any] = {}
+_MODELS: dict[tuple[str, bool, str], Any] = {}
 
 
 def _model_dir(key: str, archive: str, local_dir: str | None) -> Path:
@@ -32,13 +32,14 @@ def _model_dir(key: str, archive: str, local_dir: str | None) -> Path:
 
 def cached_model(plan: ScoringPlan) -> Any:
     """The plan's model, loaded once per worker process (and per trust mode)."""
-    cache_key = (plan.model_key, plan.allow_code)
+    cache_key = (plan.model_key, plan.allow_code, repr(sorted((plan.model_config or {}).items())))
     model = _MODELS.get(cache_key)
     if model is None:
         from spark_models.pyfunc.loading import load_model
 
         model_dir = _model_dir(plan.model_key, plan.archive, plan.local_dir)
-        model = _MODELS[cache_key] = load_model(model_dir, suppress_warnings=True, allow_code=plan.allow_code)
+        model = _MODELS[cache_key] = load_model(model_dir, suppress_warnings=True, allow_code=plan.allow_code,
+                                                model_config=dict(plan.model_config) if plan.model_config else None)
     return model
 
 

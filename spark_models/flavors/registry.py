@@ -54,6 +54,12 @@ known_flavors: dict[str, FlavorSource] = {
     "sklearn": _builtin("sklearn", "spark_models.flavors.sklearn:FLAVOR", "sklearn", "sklearn"),
     "mleap": _builtin("mleap", "spark_models.flavors.mleap:FLAVOR"),
     "spark": _builtin("spark", "spark_models.flavors.spark:FLAVOR", "pyspark"),
+    "xgboost": _builtin("xgboost", "spark_models.flavors.xgboost:FLAVOR", "xgboost", "xgboost"),
+    "lightgbm": _builtin("lightgbm", "spark_models.flavors.lightgbm:FLAVOR", "lightgbm", "lightgbm"),
+    "catboost": _builtin("catboost", "spark_models.flavors.catboost:FLAVOR", "catboost", "catboost"),
+    "statsmodels": _builtin("statsmodels", "spark_models.flavors.statsmodels:FLAVOR", "statsmodels", "statsmodels"),
+    "prophet": _builtin("prophet", "spark_models.flavors.prophet:FLAVOR", "prophet", "prophet"),
+    "h2o": _builtin("h2o", "spark_models.flavors.h2o:FLAVOR", "h2o", "h2o"),
 }
 
 _registered: dict[str, FlavorSource] = {}

@@ -26,12 +26,14 @@ _logger = logging.getLogger(__name__)
 
 # Import names whose distribution is named differently.
 _DIST_OF_MODULE = {
-    "sklearn": "scikit-learn",
-    "yaml": "pyyaml",
-    "cv2": "opencv-python",
-    "PIL": "pillow",
-    "skimage": "scikit-image",
-    "google": "protobuf",
+    "sklearn": ("scikit-learn",),
+    "yaml": ("pyyaml",),
+    "cv2": ("opencv-python", "opencv-python-headless"),
+    "PIL": ("pillow",),
+    "skimage": ("scikit-image",),
+    "google": ("protobuf",),
+    "xgboost": ("xgboost", "xgboost-cpu"),
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
 }
 
 
@@ -142,9 +144,9 @@ def _naming_requirements(loader: str, model_dir: Path) -> Iterator[None]:
 
 def _missing_package_message(loader: str, missing: str, model_dir: Path) -> str:
     top = missing.split(".")[0]
-    wanted = requirement_name(_DIST_OF_MODULE.get(top, top))
+    wanted = {requirement_name(d) for d in _DIST_OF_MODULE.get(top, (top,))}
     reqs = read_requirements(model_dir)
-    match = [r for r in reqs if requirement_name(r) == wanted]
+    match = [r for r in reqs if requirement_name(r) in wanted]
     head = f"Cannot load the model at {str(model_dir)!r}: its loader {loader!r} needs module {top!r}, which is not installed."
     if match:
         return f"{head} The model's requirements.txt lists {match[0]!r}; install it with: pip install '{match[0]}'"

@@ -161,6 +161,8 @@ def _convert_object(values: pd.Series, spec: ColSpec, label: str) -> pd.Series:
     kind = str if spec.type == DataType.string else (bytes, bytearray)
     if isinstance(values.dtype, pd.StringDtype) and spec.type == DataType.string:
         return values.astype(object).where(values.notna(), None)
+    if isinstance(values.dtype, pd.CategoricalDtype):  # its values, as infer_signature saw them
+        values = values.astype(object).where(values.notna(), None)
     if values.dtype != object:
         raise _fail(label, spec, values.dtype)
     bad = values.map(lambda v: not (isinstance(v, kind) or v is None or (isinstance(v, float) and np.isnan(v))))
