@@ -7,6 +7,7 @@ extend them, exactly one of the three at a time, as in MLflow.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -52,6 +53,16 @@ def requirement_name(line: str) -> str:
     """The distribution name of a requirement line, normalized (PEP 503)."""
     name = _NAME_SPLIT.split(line.strip(), maxsplit=1)[0]
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@functools.lru_cache(maxsize=None)
+def providing_distribution(module: str, preferred: str) -> str:
+    """The installed distribution that provides import name ``module``: ``preferred`` when it is
+    installed (or nothing is), else the one that is (``tensorflow-cpu``, ``xgboost-cpu``)."""
+    names = metadata.packages_distributions().get(module) or []
+    if not names or requirement_name(preferred) in {requirement_name(n) for n in names}:
+        return preferred
+    return metadata.metadata(min(names))["Name"]
 
 
 def _read_requirement_lines(source: str | os.PathLike | Sequence[str]) -> list[str]:

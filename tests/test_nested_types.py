@@ -22,7 +22,7 @@ from udf.outputs import coerce_output
 from udf.result_types import parse_result_type
 
 mlflow = pytest.importorskip("mlflow")
-import mlflow.pyfunc  # noqa: E402
+import mlflow.pyfunc  # noqa: E402, F811
 import mlflow.types.schema as M  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 

@@ -139,6 +139,23 @@ def test_artifacts_context_and_model_config(tmp_path):
     model = spark_models.pyfunc.load_model(path, model_config={"j": 2})
     assert model.predict(pd.DataFrame({"x": [1.0]}), params={"extra": 5}).tolist() == [16.0]
     assert model.unwrap_python_model().config == {"k": 1, "j": 2}
+    from spark_models.mlmodel import Model
+
+    assert Model.load(path).flavors["python_function"]["config"] == {"k": 1}  # MLflow's key (MODEL_CONFIG)
+
+
+def test_model_config_under_mlflows_config_key_is_read(tmp_path):
+    import yaml
+
+    (tmp_path / "offset.txt").write_text("0")
+    path = tmp_path / "m"
+    spark_models.pyfunc.save_model(path, python_model=ContextWithParams(), artifacts={"offset": str(tmp_path / "offset.txt")})
+    mlmodel = yaml.safe_load((path / "MLmodel").read_text())
+    for key, value in (("config", {"from": "mlflow"}), ("model_config", {"from": "spark-models 0.1"})):
+        mlmodel["flavors"]["python_function"].pop("config", None)
+        mlmodel["flavors"]["python_function"][key] = value
+        (path / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+        assert spark_models.pyfunc.load_model(path).unwrap_python_model().config == value
 
 
 def test_artifacts_from_fsspec_uri_and_same_basename(tmp_path):

@@ -183,7 +183,7 @@ def test_named_outputs_derive_a_struct(spark, tmp_path):
         (Schema([ColSpec("datetime", "when")]), "output 'when' has type datetime"),
         (Schema([ColSpec("double", "p"), ColSpec("binary", "raw")]), "output 'raw' has type binary"),
         (Schema([TensorSpec(np.uint64, (-1,), "ids")]), "output 'ids' is a tensor.*dtype uint64"),
-        (Schema([TensorSpec(np.float32, (-1, 2, 2), "img")]), "output 'img' is a tensor.*3-dimensional"),
+        (Schema([TensorSpec(np.float32, (-1, 2, 2, 2), "img")]), "output 'img' is a tensor.*3 dimensions per row"),
     ],
 )
 def test_signature_output_spark_cannot_return_fails_on_the_driver(spark, tmp_path, outputs, message):
@@ -251,7 +251,8 @@ def test_values_that_do_not_fit_a_chosen_column_name_it():
 
 
 def test_unsupported_result_types_are_refused():
-    for bad in (T.MapType(T.StringType(), T.IntegerType()), T.ArrayType(T.ArrayType(T.DoubleType())),
+    assert parse_result_type("array<array<double>>") == T.ArrayType(T.ArrayType(T.DoubleType()))  # 2-D tensor rows
+    for bad in (T.MapType(T.StringType(), T.IntegerType()), T.ArrayType(T.ArrayType(T.ArrayType(T.DoubleType()))),
                 T.StructType([T.StructField("s", T.StructType([T.StructField("a", T.IntegerType())]))]),
                 T.TimestampType()):
         with pytest.raises(InvalidArgumentError, match="Unsupported result_type"):

@@ -118,16 +118,20 @@ def _check_arguments(env_manager: str, batch_size: int | None) -> None:
 def _scoring_plan(spark: Any, local_dir: Path, model_uri: str, signature: Any, *, result_type: Any,
                   params: dict | None, batch_size: int | None, allow_code: bool) -> Any:
     """Ship the model and decide what every task needs (pickled into each of them)."""
+    from udf.batching import tensor_batch_rows
     from udf.binding import tensor_inputs, vector_columns
     from udf.plan import ScoringPlan
     from udf.result_types import declared_kinds
     from udf.shipping import content_hash
 
     key = content_hash(local_dir)
+    tensors = tensor_inputs(signature)
+    if batch_size is None and tensors:
+        batch_size = tensor_batch_rows(tensors)
     return ScoringPlan(
         model_key=key, archive=_ship(spark, local_dir, key), model_uri=model_uri, result_type=result_type,
         local_dir=str(local_dir) if is_local_master(spark) else None, params=params, batch_size=batch_size,
-        tensors=tensor_inputs(signature), declared_outputs=declared_kinds(signature), allow_code=allow_code,
+        tensors=tensors, declared_outputs=declared_kinds(signature), allow_code=allow_code,
         vector_columns=vector_columns(signature),
     )
 
@@ -151,7 +155,8 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
         env_manager: only ``"local"``: workers use the driver's Python environment.
         params: inference params, validated now against the signature's params schema.
         batch_size: rows per ``model.predict`` call. None merges Spark's Arrow batches
-            up to 100,000 rows (or 32 MiB); a number gives every call exactly that many.
+            up to 100,000 rows (or 32 MiB), except for tensor signatures, which get about
+            1 MiB of input per call (64 to 4,096 rows); a number gives every call exactly that many.
         allow_code: False loads only models that run no code of their own, checked now on the
             driver and again in every task (see :mod:`spark_models.flavors.trust`); None reads
             ``$SPARK_MODELS_ALLOW_CODE`` on the driver (default True).
@@ -188,7 +193,7 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     ...
     spark_models.exceptions.SchemaEnforcementError: Model '...' needs input columns the DataFrame lacks: ['b']; its columns are ['a']
     """
-    from spark_models.flavors.contract import open_model
+    from spark_models.flavors.opening import open_model
     from spark_models.mlmodel import Model
     from spark_models.schema.enforcement import enforce_params
     from udf.result_types import parse_result_type

@@ -162,7 +162,7 @@ def prepare(binding: Binding, signature: Any) -> Binding:
     """``binding`` with each column converted in the JVM to its spec (:mod:`udf.input_casts`);
     integer columns are followed by their null mask. A single argument that may be a struct
     (its fields) or an ML vector (expanded in the worker) is left as it is."""
-    from udf.input_casts import MASK_SUFFIX, prepared_columns, prepared_tensor
+    from udf.input_casts import MASK_SUFFIX, prepared_columns
 
     inputs = getattr(signature, "inputs", None)
     if inputs is None or not inputs.inputs or binding.names is None:
@@ -179,7 +179,7 @@ def prepare(binding: Binding, signature: Any) -> Binding:
             names.append(name)
             continue
         label = _argument_label(column, name)
-        converted = [prepared_tensor(column, label, spec)] if tensors else prepared_columns(column, label, spec, sql)
+        converted = [column] if tensors else prepared_columns(column, label, spec, sql)  # tensors: udf.tensors
         columns.extend(converted)
         names.extend([name, name + MASK_SUFFIX][:len(converted)])
         checks.append((column, label, spec))
@@ -243,20 +243,20 @@ def check_columns(df: Any, binding: Binding, model_uri: str) -> None:
 def _type_problems(df: Any, binding: Binding) -> list[str]:
     """What spark_udf would refuse about the bound columns' Spark types, one line each."""
     from udf.input_casts import accepts
+    from udf.tensors import depth_problem
 
     if not binding.checks:
         return []
     fields = df.select(*[column for column, _, _ in binding.checks]).schema.fields
     problems = []
     for field, (_, label, spec) in zip(fields, binding.checks):
+        if hasattr(spec, "shape"):
+            problem = depth_problem(field.dataType, tuple(spec.shape or (-1,)), label)
+            problems.extend([problem] if problem else [])
+            continue
         spark_type = field.dataType.simpleString()
         expected = spec.type.value if hasattr(spec.type, "value") else None
-        if hasattr(spec, "shape"):
-            ok = spark_type == "vector" or spark_type.startswith("array<")
-            expected = f"a tensor of {spec.dtype}"
-        else:
-            ok = expected is None or accepts(expected, spark_type)
-        if not ok:
+        if not (expected is None or accepts(expected, spark_type)):
             problems.append(f"{label} is {spark_type}, the signature declares {expected}")
     return problems
 

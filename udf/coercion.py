@@ -263,7 +263,7 @@ def as_frame(output: Any) -> pd.DataFrame:
     if isinstance(output, pd.Series):
         return output.to_frame()
     if isinstance(output, dict):
-        return pd.DataFrame({k: list(v) if np.ndim(v) > 1 else v for k, v in output.items()})
+        return pd.DataFrame({k: _tensor_rows(v, k) for k, v in output.items()})
     if isinstance(output, list) and output and isinstance(output[0], dict):
         return pd.DataFrame.from_records(output)
     array = np.asarray(output)
@@ -273,7 +273,28 @@ def as_frame(output: Any) -> pd.DataFrame:
         return pd.DataFrame({0: array})
     if array.ndim == 2:
         return pd.DataFrame(array)
-    return pd.DataFrame({0: list(array.reshape(len(array), -1))})
+    return pd.DataFrame({0: _tensor_rows(array, None)})
+
+
+def check_dimensions(output: Any) -> None:
+    """Refuse tensor outputs of more than 2 dimensions per row, naming the output."""
+    tensors = output.items() if isinstance(output, dict) else [(None, output)]
+    for name, value in tensors:
+        if isinstance(value, np.ndarray) and value.ndim > 3:
+            _tensor_rows(value, name)
+
+
+def _tensor_rows(value: Any, name: Any) -> Any:
+    """One output tensor as a column: numbers (1-D), arrays (2-D) or arrays of arrays (3-D)."""
+    ndim = np.ndim(value)
+    if ndim <= 1:
+        return value
+    if ndim > 3:
+        what = "The model's output" if name is None else f"The model's output {name!r}"
+        raise SchemaEnforcementError(
+            f"{what} is a tensor of shape {np.shape(value)}: spark_udf returns at most 2 dimensions per row "
+            "(array<array<...>>); reshape it in the model or return fewer dimensions")
+    return list(value)
 
 
 def select_columns(frame: pd.DataFrame, dt: T.DataType, declared: Mapping[Any, Kind] | None) -> tuple[list, bool]:

@@ -12,12 +12,12 @@ whatever Spark type it turns out to have, and that Spark's optimizer folds to a 
 | boolean | boolean (nulls become pandas ``boolean``'s NA in the worker) | anything else, when applied |
 | datetime | date, timestamp, timestamp_ntz → timestamp; ISO 8601 strings parsed (the first unparseable value fails the task, naming it) | numbers, booleans …: at the first row |
 | string / binary | as is | other types: at the first row |
-| tensor (-1, n) | ML vectors and numeric arrays → ``array<float|double>`` (``vector_to_array``; sparse vectors densify); a length other than n fails the task naming both | |
 
 "When the UDF is applied" is Spark's own analysis error (``DATATYPE_MISMATCH``, naming the
 column and both types) on the driver at ``withColumn``; "at the first row" is an error naming
 the column, its Spark type and the spec, raised before the model sees any row. ``u.validate(df)``
-reports all of them on the driver, in one error, before any job runs.
+reports all of them on the driver, in one error, before any job runs. Tensor inputs (numeric
+arrays, flattened or nested, and ML vectors) go to the worker as they are: :mod:`udf.tensors`.
 """
 
 from __future__ import annotations
@@ -185,20 +185,3 @@ def prepared_columns(column: Any, label: str, spec: Any, sql: str | None = None)
         return [column]
     builder = _SqlBuilder() if sql is not None else _ColumnBuilder()
     return [builder.finish(part) for part in _conversion(builder, sql if sql is not None else column, label, kind.value)]
-
-
-def prepared_tensor(column: Any, label: str, spec: Any) -> Any:
-    """An ML vector or numeric array column as ``array<float|double>`` of the spec's width, for
-    a 2-D float tensor spec ``(-1, n)``; other tensors as they are."""
-    from pyspark.ml.functions import vector_to_array
-    from pyspark.sql import functions as F
-
-    shape = tuple(spec.shape or ())
-    if len(shape) != 2 or spec.dtype.kind != "f" or spec.dtype.itemsize not in (4, 8):
-        return column
-    values = vector_to_array(column, "float32" if spec.dtype.itemsize == 4 else "float64")
-    if shape[1] < 0:
-        return values
-    wrong = F.raise_error(F.concat(F.lit(f"spark_udf: {label} has "), F.size(values).cast("string"),
-                                   F.lit(f" values in a row; the signature's tensor takes {shape[1]}")))
-    return F.when(values.isNotNull() & (F.size(values) != shape[1]), wrong).otherwise(values)

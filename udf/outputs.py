@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import pandas as pd
 from pyspark.sql import types as T
 
-from udf.coercion import as_frame, check_rows, coerce_array, convert, fast_vector, no_fit, select_columns
+from udf.coercion import as_frame, check_dimensions, check_rows, coerce_array, convert, fast_vector, no_fit, select_columns
 from udf.nested_outputs import coerce_nested, handles
 from udf.plan import Kind
 
@@ -23,6 +23,7 @@ def coerce_output(output: Any, dt: T.DataType, expected_rows: int,
     ``declared`` maps output names (None: a single unnamed output) to the selection type the
     signature declares; it wins over the column's dtype when choosing columns.
     """
+    check_dimensions(output)
     fast = fast_vector(output, dt, expected_rows)
     if fast is not None:
         return fast

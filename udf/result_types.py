@@ -68,6 +68,8 @@ def _unsupported(dt: T.DataType, in_struct: bool = False) -> str | None:
     """What spark_udf cannot return in ``dt`` (None when it can return all of it)."""
     if isinstance(dt, T.ArrayType):
         leaf = dt.elementType
+        if isinstance(leaf, T.ArrayType) and isinstance(leaf.elementType, _SUPPORTED_LEAVES):
+            return None  # a 2-D tensor per row
         return None if isinstance(leaf, _SUPPORTED_LEAVES) else f"arrays of {leaf.simpleString()}"
     if isinstance(dt, T.StructType):
         if in_struct:
@@ -134,13 +136,16 @@ def _nested_type(spec: Any, index: int) -> T.DataType:
 def _tensor_type(spec: Any, index: int) -> T.DataType:
     leaf = spark_leaf_of_numpy(np.dtype(spec.dtype))
     dims = len(spec.shape or (-1,))
-    if leaf is None or dims > 2:
-        what = f"dtype {spec.dtype}" if leaf is None else f"{dims}-dimensional tensors"
+    if leaf is None or dims > 3:
+        what = f"dtype {spec.dtype}" if leaf is None else f"{dims - 1} dimensions per row (at most 2: array<array<...>>)"
         raise InvalidArgumentError(
             f"The model's output {_label(spec, index)} is a tensor of shape {tuple(spec.shape)}, dtype {spec.dtype}: "
-            f"spark_udf cannot return {what}; pass result_type (e.g. 'array<double>')"
+            f"spark_udf cannot return {what}; reshape it in the model"
+            + ("" if leaf is not None else ", or pass result_type (e.g. 'array<double>')")
         )
-    return leaf if dims == 1 else T.ArrayType(leaf)
+    for _ in range(dims - 1):
+        leaf = T.ArrayType(leaf)
+    return leaf
 
 
 def _common_leaf(leaves: list, specs: list) -> T.DataType:

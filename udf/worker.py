@@ -11,11 +11,13 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from spark_models.exceptions import SchemaEnforcementError, SparkModelsError, describe
+from spark_models.exceptions import SparkModelsError, describe
 from udf.input_casts import MASK_SUFFIX
-from udf.plan import UNNAMED_TENSOR, ScoringPlan, TensorInput
+from udf.plan import UNNAMED_TENSOR, ScoringPlan
+from udf.tensors import reshape_tensors
+from udf.vectors import dense_rows, is_vector
 
-_MODELS: dict[tuple[str, bool, str], Any] = {}
+_MODELS: dict[tuple[str, bool, str, tuple[str, ...]], Any] = {}
 
 
 def _model_dir(key: str, archive: str, local_dir: str | None) -> Path:
@@ -32,7 +34,10 @@ def _model_dir(key: str, archive: str, local_dir: str | None) -> Path:
 
 def cached_model(plan: ScoringPlan) -> Any:
     """The plan's model, loaded once per worker process (and per trust mode)."""
-    cache_key = (plan.model_key, plan.allow_code, repr(sorted((plan.model_config or {}).items())))
+    from spark_models.flavors.devices import task_gpus
+
+    # The task's GPUs are part of the key: the loader places the model on them (flavors.devices).
+    cache_key = (plan.model_key, plan.allow_code, repr(sorted((plan.model_config or {}).items())), task_gpus())
     model = _MODELS.get(cache_key)
     if model is None:
         from spark_models.pyfunc.loading import load_model
@@ -41,18 +46,6 @@ def cached_model(plan: ScoringPlan) -> Any:
         model = _MODELS[cache_key] = load_model(model_dir, suppress_warnings=True, allow_code=plan.allow_code,
                                                 model_config=dict(plan.model_config) if plan.model_config else None)
     return model
-
-
-def reshape_tensors(frame: pd.DataFrame, tensors: tuple[TensorInput, ...]) -> Any:
-    """Array columns → ndarrays shaped per the TensorSpec (C order) and cast to its dtype."""
-    arrays = {}
-    for tensor in tensors:
-        column = frame.iloc[:, 0] if tensor.column == UNNAMED_TENSOR else frame[tensor.column]
-        stacked = np.stack([np.asarray(v) for v in column]) if len(column) else np.empty((0,))
-        arrays[tensor.column] = stacked.reshape((len(column), *tensor.shape[1:])).astype(tensor.dtype, copy=False)
-    if len(arrays) == 1 and tensors[0].column == UNNAMED_TENSOR:
-        return arrays[UNNAMED_TENSOR]
-    return arrays
 
 
 def _values(part: pd.Series | pd.DataFrame) -> Any:
@@ -69,38 +62,20 @@ def _with_nulls(values: Any, mask: pd.Series) -> Any:
     return pd.arrays.IntegerArray(ints.astype(np.int32 if ints.dtype.itemsize <= 4 else np.int64, copy=False), nulls)
 
 
-_VECTOR_FIELDS = ["type", "size", "indices", "values"]
-
-
-def _is_vector(frame: pd.DataFrame) -> bool:
-    """Whether a struct argument is a Spark ML vector (PySpark hands its storage fields)."""
-    return list(frame.columns) == _VECTOR_FIELDS
-
-
 def _vector_frame(frame: pd.DataFrame, plan: ScoringPlan) -> pd.DataFrame:
     """One ML vector argument as the model's n float columns (sparse vectors densify)."""
-    names = plan.vector_columns
-    values = frame["values"].to_numpy()
-    if len(frame) and (frame["type"].to_numpy() == 1).all() and all(v is not None for v in values):
-        widths = {len(v) for v in values}
-        if widths == {len(names)}:  # all dense and of the right width: one copy
-            return pd.DataFrame(np.stack(values).astype(np.float64, copy=False), columns=list(names))
-    dense = np.zeros((len(frame), len(names)), dtype=np.float64)
-    missing = np.zeros(len(frame), dtype=bool)
-    for row, (kind, size, indices, values) in enumerate(frame.itertuples(index=False, name=None)):
-        if values is None:
-            missing[row] = True
-            continue
-        width = len(values) if kind == 1 else int(size)
-        if width != len(names):
-            raise SchemaEnforcementError(
-                f"An ML vector argument has {width} values in row {row}, but the model takes {len(names)} columns {list(names)}")
-        if kind == 1:
-            dense[row] = values
-        else:
-            dense[row, np.asarray(indices, dtype=np.int64)] = values
-    dense[missing] = np.nan
-    return pd.DataFrame(dense, columns=list(names))
+    names = list(plan.vector_columns)
+    dense, _ = dense_rows(frame, len(names), "An ML vector argument", f"the model takes {len(names)} columns {names}")
+    return pd.DataFrame(dense, columns=names)
+
+
+def _vector_tensor(frame: pd.DataFrame, name: str, plan: ScoringPlan) -> list:
+    """An ML vector argument of a tensor input: one dense row per vector (None for a null)."""
+    shape = next((t.shape for t in plan.tensors if t.column in (name, UNNAMED_TENSOR)), ())
+    width = shape[1] if len(shape) == 2 and shape[1] > 0 else None
+    needed = f"the signature's tensor takes {width}" if width else ""
+    dense, missing = dense_rows(frame, width, f"spark_udf: the ML vector column {name!r}", needed)
+    return [None if null else row for row, null in zip(dense, missing)]
 
 
 class ScoringFunction:
@@ -112,8 +87,9 @@ class ScoringFunction:
 
     def _frame(self, batch: Any) -> pd.DataFrame:
         if isinstance(batch, pd.DataFrame):
-            if self.plan.flatten:  # one struct argument: its fields are the model's columns
-                return _vector_frame(batch, self.plan) if _is_vector(batch) and self.plan.vector_columns else batch
+            if self.plan.flatten and not (self.plan.tensors and is_vector(batch)):
+                # one struct argument: its fields are the model's columns
+                return _vector_frame(batch, self.plan) if is_vector(batch) and self.plan.vector_columns else batch
             batch = (batch,)
         parts = batch if isinstance(batch, tuple) else (batch,)
         columns: dict[str, Any] = {}
@@ -121,6 +97,8 @@ class ScoringFunction:
             if name.endswith(MASK_SUFFIX):  # the null mask of the integer column before it
                 base = name[:-len(MASK_SUFFIX)]
                 columns[base] = _with_nulls(columns[base], part)
+            elif isinstance(part, pd.DataFrame) and self.plan.tensors and is_vector(part):
+                columns[name] = _vector_tensor(part, name, self.plan)
             else:
                 columns[name] = _values(part)
         return pd.DataFrame(columns, copy=False)

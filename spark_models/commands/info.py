@@ -13,7 +13,7 @@ from spark_models.commands.errors import one_line_errors, verbose_option
 def describe(model_uri: str) -> dict[str, Any]:
     """What ``info`` prints, as a dict."""
     from spark_models.environment import read_requirements
-    from spark_models.flavors.contract import open_model
+    from spark_models.flavors.opening import open_model
 
     context = open_model(model_uri)
     local, meta = context.model_dir, context.model

@@ -12,7 +12,8 @@
 README.md ("Writing a custom flavor") shows a complete flavor.
 """
 
-from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.contract import Flavor, LoadContext
+from spark_models.flavors.opening import open_model
 from spark_models.flavors.registry import (
     ENTRY_POINT_GROUP,
     available_flavors,

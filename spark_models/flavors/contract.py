@@ -1,7 +1,8 @@
 """The flavor contract: what every flavor declares (:class:`Flavor`) and what its loaders get
 (:class:`LoadContext`, the model directory with its MLmodel parsed once).
 
-A flavor module defines one ``FLAVOR = Flavor(...)``; the registry
+A flavor module defines one ``FLAVOR = Flavor(...)``; models are opened with
+:func:`spark_models.flavors.opening.open_model`; the registry
 (:mod:`spark_models.flavors.registry`) finds it by flavor name or by the ``loader_module``
 an MLmodel names, and every caller (pyfunc, spark_udf, the CLI) goes through it.
 :func:`spark_models.flavors.testing.check_flavor` checks a flavor against this contract.
@@ -62,17 +63,6 @@ class LoadContext:
         return self.path(data, "data path") if data else self.model_dir
 
 
-def open_model(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None = None,
-               model_config: Mapping[str, Any] | None = None, *, allow_code: bool | None = None) -> LoadContext:
-    """Resolve ``model_uri`` to a local directory and parse its MLmodel: the one parse of a load.
-    ``allow_code`` None means ``$SPARK_MODELS_ALLOW_CODE`` (default True)."""
-    from spark_models.flavors.trust import resolve_allow_code
-    from spark_models.uri import resolve_model_uri
-
-    model_dir = resolve_model_uri(model_uri, dst_path)
-    return LoadContext(model_dir, Model.load(model_dir), dict(model_config or {}), resolve_allow_code(allow_code))
-
-
 def context_from_path(path: str | os.PathLike, model_config: Mapping[str, Any] | None = None) -> LoadContext:
     """The context of a path MLflow hands a loader (the model directory, or its data path:
     ``sparkml``, ``mleap/model``, ``model.pkl``): the nearest directory above with an MLmodel."""
@@ -107,6 +97,9 @@ class Flavor:
     - ``runs_code(context) -> str | None``: what loading this model runs from the model itself
       (e.g. ``"unpickles model.pkl"``), None when nothing; use :func:`runs_no_code` to declare
       that. Left unset, ``allow_code=False`` refuses the flavor (see :mod:`spark_models.flavors.trust`).
+    - ``implied_pyfunc(flavor_conf) -> dict | None``: the ``python_function`` entry a model of
+      this flavor written without one stands for (MLflow R writes none for crates); applied in
+      memory when the model is opened, never written back.
     - ``compile_native``: reserved for flavors that compile to Spark expressions (None: none do).
     """
 
@@ -121,6 +114,7 @@ class Flavor:
     prepare_for_udf: Callable[[Any, LoadContext, str], UdfBuild | None] | None = None
     runs_code: Callable[[LoadContext], str | None] | None = None
     compile_native: Callable[..., Any] | None = None
+    implied_pyfunc: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
     def __post_init__(self) -> None:
         if not self.module:

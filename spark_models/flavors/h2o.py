@@ -40,7 +40,8 @@ from spark_models.exceptions import (
     MalformedModelError,
     NotSupportedError,
 )
-from spark_models.flavors.contract import Flavor, LoadContext, UdfBuild, open_model
+from spark_models.flavors.contract import Flavor, LoadContext, UdfBuild
+from spark_models.flavors.opening import open_model
 from spark_models.flavors.saving import saved_model
 from spark_models.flavors.trust import refusal
 from spark_models.mlmodel import Model

@@ -49,7 +49,8 @@ from spark_models.exceptions import (
     SchemaEnforcementError,
     UnsafeModelError,
 )
-from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.contract import Flavor, LoadContext
+from spark_models.flavors.opening import open_model
 from spark_models.flavors.saving import saved_model
 from spark_models.flavors.threads import num_threads
 from spark_models.flavors.trust import refusal

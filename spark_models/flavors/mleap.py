@@ -18,7 +18,8 @@ import pandas as pd
 
 from spark_models.environment import default_requirements
 from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError, SchemaError
-from spark_models.flavors.contract import Flavor, LoadContext, open_model, runs_no_code
+from spark_models.flavors.contract import Flavor, LoadContext, runs_no_code
+from spark_models.flavors.opening import open_model
 from spark_models.flavors.saving import saved_model
 from spark_models.mlmodel import Model
 

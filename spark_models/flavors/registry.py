@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
+from typing import Any
 
 from spark_models.exceptions import InvalidArgumentError, MissingDependencyError, UnknownFlavorError, UnsafeModelError
 from spark_models.flavors.contract import PYFUNC, Flavor, LoadContext
@@ -60,7 +61,18 @@ known_flavors: dict[str, FlavorSource] = {
     "statsmodels": _builtin("statsmodels", "spark_models.flavors.statsmodels:FLAVOR", "statsmodels", "statsmodels"),
     "prophet": _builtin("prophet", "spark_models.flavors.prophet:FLAVOR", "prophet", "prophet"),
     "h2o": _builtin("h2o", "spark_models.flavors.h2o:FLAVOR", "h2o", "h2o"),
+    "onnx": _builtin("onnx", "spark_models.flavors.onnx:FLAVOR", "onnxruntime", "onnx"),
+    "pytorch": _builtin("pytorch", "spark_models.flavors.pytorch:FLAVOR", "torch", "pytorch"),
+    "tensorflow": _builtin("tensorflow", "spark_models.flavors.tensorflow:FLAVOR", "tensorflow", "tensorflow"),
+    "keras": _builtin("keras", "spark_models.flavors.keras:FLAVOR", "keras", "keras"),
+    "spacy": _builtin("spacy", "spark_models.flavors.spacy:FLAVOR", "spacy", "spacy"),
+    "fastai": _builtin("fastai", "spark_models.flavors.fastai:FLAVOR", "fastai", "fastai"),
+    "crate": _builtin("crate", "spark_models.flavors.crate:FLAVOR"),
+    "gluon": _builtin("gluon", "spark_models.flavors.gluon:FLAVOR"),
 }
+
+# Built-in flavors whose models may come without a python_function entry that they imply.
+_IMPLYING_PYFUNC = ("crate",)
 
 _registered: dict[str, FlavorSource] = {}
 _loaded: dict[str, Flavor] = {}
@@ -125,6 +137,20 @@ def get_flavor(name: str) -> Flavor:
         raise source.missing(name, e) from e
     _loaded[name] = flavor
     return flavor
+
+
+def implied_pyfunc(flavors: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``python_function`` entry implied by the first registered flavor among ``flavors``
+    that declares one (see ``Flavor.implied_pyfunc``); None when none does. Only flavors that
+    import without their library are asked, so this never imports a model library."""
+    for name, conf in flavors.items():
+        if name not in _IMPLYING_PYFUNC:
+            continue
+        flavor = get_flavor(name)
+        entry = flavor.implied_pyfunc(conf or {}) if flavor.implied_pyfunc else None
+        if entry is not None:
+            return entry
+    return None
 
 
 def flavor_for_loader_module(loader_module: str, *, import_unregistered: bool = True) -> Flavor:

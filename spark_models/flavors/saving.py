@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from spark_models.environment import python_version, write_environment
-from spark_models.exceptions import ArtifactNotFoundError, InvalidArgumentError
+from spark_models.exceptions import ArtifactNotFoundError, InvalidArgumentError, NotSupportedError
 from spark_models.flavors.contract import PYFUNC
 from spark_models.mlmodel import Model
 from spark_models.schema.input_example import save_input_example
@@ -61,6 +61,36 @@ def copy_code_paths(code_paths: Sequence[str | os.PathLike] | None, model_dir: P
         else:
             shutil.copy2(src, dest / src.name)
     return CODE_DIR
+
+
+EXTRA_FILES_DIR = "extra_files"
+
+
+def copy_extra_files(extra_files: Sequence[str | os.PathLike] | None, model_dir: Path) -> dict[str, Any]:
+    """Local files copied into ``extra_files/``, and MLflow's flavor key for them
+    (``{"extra_files": [{"path": "extra_files/<name>"}]}``; ``{}`` without files)."""
+    if not extra_files:
+        return {}
+    if isinstance(extra_files, (str, os.PathLike)) or not isinstance(extra_files, (list, tuple)):
+        raise InvalidArgumentError(f"extra_files must be a list of file paths, got {type(extra_files).__name__}")
+    sources = []
+    for item in extra_files:
+        text = os.fspath(item)
+        if "://" in text and not text.startswith("file://"):
+            raise NotSupportedError(f"extra_files: {text!r} is not a local file; download it first")
+        source = Path(text.removeprefix("file://"))
+        if not source.is_file():
+            raise ArtifactNotFoundError(f"Extra file {str(source)!r} does not exist")
+        sources.append(source)
+    names = [s.name for s in sources]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise InvalidArgumentError(f"extra_files has several files named {clashes}; they would overwrite each other")
+    dest = model_dir / EXTRA_FILES_DIR
+    dest.mkdir()
+    for source in sources:
+        shutil.copy2(source, dest / source.name)
+    return {"extra_files": [{"path": f"{EXTRA_FILES_DIR}/{name}"} for name in names]}
 
 
 def _signature_from_example(input_example: Any, predict: Callable[[Any], Any] | None) -> ModelSignature | None:

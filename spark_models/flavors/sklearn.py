@@ -18,7 +18,8 @@ from typing import Any, Sequence
 from spark_models import serialization
 from spark_models.environment import default_requirements, installed_version
 from spark_models.exceptions import InvalidArgumentError, MalformedModelError
-from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.contract import Flavor, LoadContext
+from spark_models.flavors.opening import open_model
 from spark_models.flavors.saving import saved_model
 from spark_models.flavors.trust import refusal
 from spark_models.mlmodel import Model

@@ -32,7 +32,8 @@ import pandas as pd
 
 from spark_models.environment import default_requirements, installed_version
 from spark_models.exceptions import InvalidArgumentError, SchemaEnforcementError
-from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.contract import Flavor, LoadContext
+from spark_models.flavors.opening import open_model
 from spark_models.flavors.saving import saved_model
 from spark_models.flavors.trust import refusal
 from spark_models.mlmodel import Model

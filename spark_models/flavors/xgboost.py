@@ -40,14 +40,15 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from spark_models.environment import default_requirements
+from spark_models.environment import providing_distribution, default_requirements
 from spark_models.exceptions import (
     ArtifactNotFoundError,
     InvalidArgumentError,
     MalformedModelError,
     SchemaEnforcementError,
 )
-from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.contract import Flavor, LoadContext
+from spark_models.flavors.opening import open_model
 from spark_models.flavors.saving import saved_model
 from spark_models.flavors.threads import num_threads
 from spark_models.flavors.trust import refusal
@@ -71,25 +72,18 @@ def _quiet_about_xgb_name():
 
 
 @functools.lru_cache(maxsize=1)
-def _distribution() -> str:
-    """The installed distribution providing the ``xgboost`` module: ``xgboost`` (the name MLflow
-    writes) when that is installed, else the one that is (``xgboost-cpu``)."""
-    from importlib import metadata
-
-    names = metadata.packages_distributions().get("xgboost") or []
-    return "xgboost" if "xgboost" in names or not names else min(names)
 
 
 def default_pip_requirements() -> list[str]:
     """spark-models and the installed xgboost distribution, pinned."""
-    return default_requirements(_distribution())
+    return default_requirements(providing_distribution("xgboost", "xgboost"))
 
 
 def _requirements(xgb_model: Any) -> list[str]:
     import xgboost as xgb
 
     # The scikit-learn API classes refuse to be created without scikit-learn.
-    return default_requirements(_distribution(), *(["scikit-learn"] if isinstance(xgb_model, xgb.XGBModel) else []))
+    return default_requirements(providing_distribution("xgboost", "xgboost"), *(["scikit-learn"] if isinstance(xgb_model, xgb.XGBModel) else []))
 
 
 def _class_name(cls: type) -> str:

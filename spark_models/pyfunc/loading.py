@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 from spark_models.environment import python_version, read_requirements, requirement_name
 from spark_models.exceptions import ArtifactNotFoundError, MalformedModelError, MissingDependencyError, UnsafeModelError
-from spark_models.flavors.contract import Flavor, LoadContext, open_model
+from spark_models.flavors.contract import Flavor, LoadContext
+from spark_models.flavors.opening import open_model
 from spark_models.flavors.registry import flavor_for_loader_module
 from spark_models.flavors.trust import check_code_dir, refusal
 from spark_models.pyfunc.pyfunc_model import PyFuncModel

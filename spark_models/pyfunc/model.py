@@ -148,7 +148,7 @@ def save_model(
         if artifacts:
             conf["artifacts"] = _copy_artifacts(artifacts, draft.dir)
         if model_config:
-            conf["model_config"] = model_config
+            conf["config"] = model_config  # MLflow's key (MODEL_CONFIG)
         draft.set_pyfunc(FLAVOR.module, **conf)
         draft.predict_for_signature = lambda example: _wrapper(draft.dir, conf, model_config).predict(example)
     return draft.model
@@ -186,7 +186,8 @@ def _load_python_model(context: LoadContext) -> _PythonModelPyfuncWrapper:
     if "python_model" not in conf:
         raise MalformedModelError(f"{context.model_dir}/MLmodel: python_function flavor has no 'python_model' entry")
     python_model = serialization.load_pickle(context.path(conf["python_model"], "python_model"))
-    config = {**(conf.get("model_config") or {}), **context.model_config}
+    # "config" is MLflow's key; "model_config" is what spark-models 0.1 wrote.
+    config = {**(conf.get("config") or conf.get("model_config") or {}), **context.model_config}
     model_context = PythonModelContext(_artifact_paths(context, conf), config)
     python_model.load_context(model_context)
     return _PythonModelPyfuncWrapper(python_model, model_context)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from spark_models.environment import read_requirements, requirement_name
 from spark_models.exceptions import InvalidArgumentError
-from spark_models.flavors.contract import open_model
+from spark_models.flavors.opening import open_model
 
 _logger = logging.getLogger(__name__)
 

@@ -36,6 +36,10 @@ _SUBSTITUTIONS = [
     (re.compile(r"(\"sparkVersion\"\s*:\s*)\"[^\"]*\""), r"\1<version>"),
     (re.compile(r"(\"version\"\s*:\s*)\"[0-9][^\"]*\""), r"\1<version>"),
     (re.compile(r"_[0-9a-f]{12}\b"), "_<uid>"),
+    # wheel is pinned when installed (TensorFlow's dependencies install it), bare otherwise
+    (re.compile(r"(- wheel)==<version>"), r"\1"),
+    # fitted coefficients differ in their last digits between runs (Spark's aggregation order)
+    (re.compile(r"(-?\d+\.\d{9})\d+"), r"\1"),
 ]
 
 

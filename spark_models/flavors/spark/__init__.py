@@ -29,7 +29,8 @@ from typing import Any, Sequence
 from spark_models.environment import default_requirements
 from spark_models.exceptions import InvalidArgumentError, NotSupportedError
 from spark_models.flavors import mleap as mleap_flavor
-from spark_models.flavors.contract import Flavor, LoadContext, open_model, runs_no_code
+from spark_models.flavors.contract import Flavor, LoadContext, runs_no_code
+from spark_models.flavors.opening import open_model
 from spark_models.flavors.saving import saved_model
 from spark_models.flavors.spark import bundles, persistence
 from spark_models.flavors.spark.persistence import FLAVOR_NAME, MODEL_DATA

@@ -166,7 +166,7 @@ def transform_keep(df: Any, model: Any, output_cols: Sequence[str] | None, vecto
     fitted pipeline, or the URI of a spark-flavor model)."""
     signature = None
     if not hasattr(model, "transform"):
-        from spark_models.flavors.contract import open_model
+        from spark_models.flavors.opening import open_model
         from spark_models.flavors.spark.persistence import load_pipeline
 
         context = open_model(model)
