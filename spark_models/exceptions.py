@@ -67,3 +67,11 @@ class ModelOutputError(SparkModelsError, ValueError):
 
 class NotSupportedError(SparkModelsError, NotImplementedError):
     """The operation is not supported for this model, session or version (the message says which)."""
+
+
+class TrackingServerError(SparkModelsError, ConnectionError):
+    """The MLflow tracking server is down, unreachable, or answered with a server error."""
+
+
+class TrackingAuthError(TrackingServerError, PermissionError):
+    """The MLflow tracking server refused the credentials (HTTP 401/403)."""

@@ -4,4 +4,11 @@ This module is the ``loader_module`` written in MLmodel; it exports the flavor's
 """
 
 from spark_models.flavors.xgboost import *  # noqa: F401,F403
-from spark_models.flavors.xgboost import __all__  # noqa: F401
+from spark_models.flavors.xgboost import FLAVOR
+from spark_models.flavors.xgboost import __all__ as _flavor_all
+from spark_models.tracking.log import model_logger
+
+log_model = model_logger(FLAVOR)
+"""Log a xgboost model with MLflow (training side; needs ``pip install mlflow``)."""
+
+__all__ = [*_flavor_all, "log_model"]

@@ -70,12 +70,21 @@ def _scoring_udf(body, return_type):
 class SparkModelUDF:
     """What :func:`spark_udf` returns: call it with input columns to get the prediction Column.
 
-    ``return_type`` is the UDF's Spark type and ``model_uri`` the model it scores.
+    ``return_type`` is the UDF's Spark type, ``model_uri`` the model it scores and ``model_info``
+    where that model came from (see :attr:`model_info`).
     """
 
-    def __init__(self, plan: Any, signature: Any, model_uri: str):
+    def __init__(self, plan: Any, signature: Any, model_uri: str, model_info: dict[str, str] | None = None):
         self._plan, self._signature = plan, signature
         self.return_type, self.model_uri = plan.result_type, model_uri
+        self._model_info = dict(model_info or {"uri": os.fspath(model_uri)})
+
+    @property
+    def model_info(self) -> dict[str, str]:
+        """The scored model's provenance, resolved once on the driver: ``uri`` always; for
+        ``runs:/`` and ``models:/`` URIs also ``tracking_uri``, ``registered_name``, ``version``,
+        ``alias``, ``run_id``, ``model_id``, ``artifact_uri`` when known (a copy; strings only)."""
+        return dict(self._model_info)
 
     @property
     def signature(self) -> Any:
@@ -147,7 +156,11 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
             the executors, where each Python worker loads it once. A Spark ML pipeline
             without an MLeap bundle (e.g. saved by MLflow) is first converted on the driver
             (classic SparkSession only) into a copy with one, cached per model content; the
-            model directory itself is never changed.
+            model directory itself is never changed. ``runs:/`` and ``models:/`` URIs
+            (``models:/name@alias``, ``models:/name/3``, ``models:/name/latest``, ``models:/m-<id>``)
+            are resolved here, through MLflow or the tracking server's REST API, to one version;
+            executors get only the files, never the tracking URI or credentials. The resolved
+            version and run id are logged and kept in ``u.model_info``.
         result_type: a Spark DataType or type string (``"double"``, ``"array<double>"``,
             ``"struct<label:int,score:double>"``); None derives it from the signature's
             outputs (``double`` without one). An output type Spark cannot return from here
@@ -196,10 +209,14 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     from spark_models.flavors.opening import open_model
     from spark_models.mlmodel import Model
     from spark_models.schema.enforcement import enforce_params
+    from spark_models.tracking.resolve import resolve_model_source
     from udf.result_types import parse_result_type
 
     _check_arguments(env_manager, batch_size)
-    context = open_model(model_uri, allow_code=allow_code)
+    source = resolve_model_source(model_uri)  # the only contact with a tracking server: here, on the driver
+    model_info = source.as_dict()
+    _logger.info("spark_udf scores %s", ", ".join(f"{k}={v}" for k, v in model_info.items()))
+    context = open_model(source.local_dir, allow_code=allow_code)
     if not context.allow_code:
         from spark_models.pyfunc.loading import check_trusted
 
@@ -210,4 +227,4 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     plan = _scoring_plan(spark, local_dir, os.fspath(model_uri), signature, allow_code=context.allow_code,
                          result_type=parse_result_type(result_type, signature), params=params, batch_size=batch_size)
     plan = replace(plan, model_config=dict(model_config)) if model_config else plan
-    return SparkModelUDF(plan, signature, model_uri)
+    return SparkModelUDF(plan, signature, model_uri, model_info)

@@ -14,8 +14,10 @@ def describe(model_uri: str) -> dict[str, Any]:
     """What ``info`` prints, as a dict."""
     from spark_models.environment import read_requirements
     from spark_models.flavors.opening import open_model
+    from spark_models.tracking.resolve import resolve_model_source
 
-    context = open_model(model_uri)
+    source = resolve_model_source(model_uri)
+    context = open_model(source.local_dir)
     local, meta = context.model_dir, context.model
     example = None
     if meta.saved_input_example_info:
@@ -24,6 +26,7 @@ def describe(model_uri: str) -> dict[str, Any]:
     return {
         "model_uri": model_uri,
         "local_path": str(local),
+        "provenance": source.as_dict(),
         "flavors": {name: conf for name, conf in meta.flavors.items()},
         "signature": meta.signature.to_dict() if meta.signature is not None else None,
         "input_example": example,
@@ -32,18 +35,31 @@ def describe(model_uri: str) -> dict[str, Any]:
     }
 
 
+def _echo_provenance(source: dict[str, str]) -> None:
+    """The registered model, version, alias and run a tracking URI resolved to (nothing for paths)."""
+    if source.get("registered_name"):
+        alias = f" (alias {source['alias']})" if source.get("alias") else ""
+        click.echo(f"Registered model: {source['registered_name']} version {source.get('version', '?')}{alias}")
+    for key, label in (("model_id", "Logged model"), ("run_id", "Run"), ("artifact_uri", "Artifacts"),
+                       ("tracking_uri", "Tracking server")):
+        if source.get(key):
+            click.echo(f"{label}: {source[key]}")
+
+
 @click.command("info")
 @click.option("-m", "--model-uri", required=True, help="Model directory or URI.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @verbose_option
 @one_line_errors
 def info(model_uri: str, as_json: bool) -> None:
-    """Print a model's flavors, signature, input example and environment."""
+    """Print a model's flavors, signature, input example and environment; for ``runs:/`` and
+    ``models:/`` URIs also the registered version, alias and run they resolve to now."""
     data = describe(model_uri)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
     click.echo(f"Model: {data['model_uri']} ({data['local_path']})")
+    _echo_provenance(data["provenance"])
     click.echo("Flavors:")
     for name, conf in data["flavors"].items():
         details = ", ".join(f"{k}={v}" for k, v in conf.items() if k not in ("env",) and v is not None)

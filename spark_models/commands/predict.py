@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -20,10 +21,26 @@ from spark_models.commands.save_modes import (
     should_score,
     staged_output,
 )
+from spark_models.commands.provenance import (
+    COLUMNS,
+    METADATA_KEY,
+    announce,
+    check_provenance_format,
+    tag_parquet_parts,
+    with_columns_pandas,
+    with_columns_spark,
+    write_parquet_with_metadata,
+)
 from spark_models.commands.tabular_io import FORMATS, infer_format, read_pandas, read_spark, write_pandas, write_spark
 
 _logger = logging.getLogger(__name__)
 PREDICTION = "prediction"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    metadata: bool = False  # --provenance: Parquet key-value metadata
+    columns: bool = False  # --provenance-columns
 
 
 def _session(master: str) -> tuple[Any, bool]:
@@ -86,7 +103,7 @@ def _typed_for_signature(df: Any, signature: Any) -> Any:
 
 
 def _predict_spark(model_uri: str, source: str, target: str, in_fmt: str, out_fmt: str, *, result_type: str | None,
-                   master: str, mode: str, allow_code: bool | None) -> int:
+                   master: str, mode: str, allow_code: bool | None, provenance: Provenance) -> int:
     from spark_models.pyfunc import spark_udf
 
     spark, created = _session(master)
@@ -96,6 +113,9 @@ def _predict_spark(model_uri: str, source: str, target: str, in_fmt: str, out_fm
         if in_fmt in ("csv", "json"):
             df = _typed_for_signature(df, udf.signature)
         scored = _scored_columns(df, udf, out_fmt)
+        announce("Scoring", udf.model_info)
+        if provenance.columns:
+            scored = with_columns_spark(scored, udf.model_info)
         if target == "-":
             out = scored.toPandas()
             write_pandas(out, "-", out_fmt)
@@ -105,6 +125,8 @@ def _predict_spark(model_uri: str, source: str, target: str, in_fmt: str, out_fm
             return df.count()
         with staged_output(target) as staged:
             write_spark(scored, staged.as_uri(), out_fmt, "errorifexists")
+            if provenance.metadata:
+                tag_parquet_parts(staged, udf.model_info)
             rows = _count_written(spark, staged, out_fmt)
             if mode == "append" and local_path(target).exists():
                 append_parts(target, staged)
@@ -135,17 +157,23 @@ def _with_predictions(frame: Any, output: Any) -> Any:
 
 
 def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fmt: str, *, mode: str,
-                   allow_code: bool | None) -> int:
+                   allow_code: bool | None, provenance: Provenance) -> int:
     import pandas as pd
 
     from spark_models.pyfunc import load_model
     from spark_models.schema.json_decoding import decode_json_columns
+    from spark_models.tracking.resolve import resolve_model_source
 
-    model = load_model(model_uri, allow_code=allow_code)
+    resolved = resolve_model_source(model_uri)
+    info = resolved.as_dict()
+    announce("Scoring", info)
+    model = load_model(resolved.local_dir, allow_code=allow_code)
     frame = read_pandas(source, in_fmt)
     if in_fmt in ("csv", "json") and model.signature is not None:
         frame = decode_json_columns(frame, model.signature.inputs)  # text numbers read as the declared types
     result = _with_predictions(frame, model.predict(frame))
+    if provenance.columns:
+        result = with_columns_pandas(result, info)
     if target == "-":
         write_pandas(result, "-", out_fmt)
         return len(result)
@@ -153,7 +181,10 @@ def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fm
     if mode == "append" and local_path(target).exists():
         result = pd.concat([read_pandas(target, out_fmt), result], ignore_index=True)
     with staged_output(target) as staged:
-        write_pandas(result, str(staged), out_fmt)
+        if provenance.metadata:
+            write_parquet_with_metadata(result, str(staged), info)
+        else:
+            write_pandas(result, str(staged), out_fmt)
         replace_with(target, staged)
     return rows
 
@@ -172,22 +203,37 @@ def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fm
               help="When the output exists: errorifexists, overwrite, append or ignore (Spark's save modes).")
 @click.option("--allow-code/--no-allow-code", default=None,
               help="Whether the model may run its own code (pickles, code/); default: $SPARK_MODELS_ALLOW_CODE, else yes.")
+@click.option("--provenance", "provenance_metadata", is_flag=True,
+              help="Write the model's provenance (URI, registered name, version, alias, run id) as JSON into "
+                   f"every output Parquet file's key-value metadata, key {METADATA_KEY!r} (Parquet only).")
+@click.option("--provenance-columns", is_flag=True,
+              help="Add string columns " + ", ".join(COLUMNS) + " (any format).")
 @verbose_option
 @one_line_errors
 def predict(model_uri: str, input_path: str, output_path: str, out_format: str | None, input_format: str | None,
-            result_type: str | None, master: str, local_mode: bool, save_mode: str, allow_code: bool | None) -> None:
-    """Score INPUT with a model and write input columns + prediction column(s) to OUTPUT."""
+            result_type: str | None, master: str, local_mode: bool, save_mode: str, allow_code: bool | None,
+            provenance_metadata: bool, provenance_columns: bool) -> None:
+    """Score INPUT with a model and write input columns + prediction column(s) to OUTPUT.
+
+    The model URI (a path, a storage URL, ``runs:/...`` or ``models:/name@alias``) is resolved once,
+    to one version, before scoring; ``--provenance``/``--provenance-columns`` record which.
+    With ``--mode append`` each Parquet part keeps the provenance of the run that wrote it
+    (``--local`` rewrites its one file, so only the latest model's remains: use the columns).
+    """
     start = time.perf_counter()
     mode = normalize_mode(save_mode)
     check_not_overlapping(input_path, output_path)
     in_fmt = infer_format(input_path, input_format)
     out_fmt = out_format or in_fmt
+    check_provenance_format(out_fmt, output_path, metadata=provenance_metadata)
+    provenance = Provenance(metadata=provenance_metadata, columns=provenance_columns)
     if output_path != "-" and not should_score(output_path, mode):
         click.echo(f"{output_path} exists and --mode ignore: nothing scored", err=True)
         return
     if local_mode:
-        rows = _predict_local(model_uri, input_path, output_path, in_fmt, out_fmt, mode=mode, allow_code=allow_code)
+        rows = _predict_local(model_uri, input_path, output_path, in_fmt, out_fmt, mode=mode, allow_code=allow_code,
+                              provenance=provenance)
     else:
         rows = _predict_spark(model_uri, input_path, output_path, in_fmt, out_fmt, result_type=result_type,
-                              master=master, mode=mode, allow_code=allow_code)
+                              master=master, mode=mode, allow_code=allow_code, provenance=provenance)
     click.echo(f"Scored {rows} rows in {time.perf_counter() - start:.1f} s -> {output_path}", err=True)

@@ -38,10 +38,15 @@ def serve(model_uri: str, host: str, port: int, workers: int, max_body_size: int
 
     Bad input (unparseable, not strict JSON, not matching the signature) gets HTTP 400 naming
     the column or row; a failure of the model itself, or output without one row per input row,
-    gets 500. Fast models are scored on the event loop; once scoring takes over 2 ms on
+    gets 500. A ``runs:/`` or ``models:/`` URI (``models:/name@champion``) is resolved once, at
+    start, to one version (logged); restart the server to pick up a moved alias. Fast models are scored on the event loop; once scoring takes over 2 ms on
     average, requests go to a thread pool so /ping keeps answering.
     """
+    from spark_models.commands.provenance import announce
     from spark_models.serving.server import serve as run
+    from spark_models.tracking.resolve import resolve_model_source
 
-    run(model_uri, host=host, port=port, workers=workers, max_body_bytes=max_body_size, timeout=timeout,
+    source = resolve_model_source(model_uri)  # once: every worker serves this version, even if an alias moves
+    announce("Serving", source.as_dict())
+    run(str(source.local_dir), host=host, port=port, workers=workers, max_body_bytes=max_body_size, timeout=timeout,
         max_connections=max_connections, allow_code=allow_code)

@@ -34,6 +34,7 @@ from spark_models.pyfunc.loading import load_model
 from spark_models.pyfunc.model import PythonModel, PythonModelContext
 from spark_models.pyfunc.model import save_model as _save_python_model
 from spark_models.pyfunc.pyfunc_model import PyFuncModel
+from spark_models.tracking.log import DEFAULT_AWAIT_REGISTRATION_SECONDS, LoggedModelInfo, log_saved
 
 __all__ = [
     "FLAVOR_NAME",
@@ -42,6 +43,7 @@ __all__ = [
     "PythonModelContext",
     "load_model",
     "save_model",
+    "log_model",
     "add_to_model",
     "spark_udf",
 ]
@@ -113,6 +115,56 @@ def _save_with_loader_module(
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, draft.dir / src.name)
         draft.set_pyfunc(loader_module, code=draft.code, **data)
     return draft.model
+
+
+def log_model(
+    artifact_path: str | None = None,
+    loader_module: str | None = None,
+    data_path: str | os.PathLike | None = None,
+    code_paths: Sequence[str | os.PathLike] | None = None,
+    infer_code_paths: bool = False,
+    conda_env: Any = None,
+    python_model: PythonModel | None = None,
+    artifacts: dict[str, str] | None = None,
+    registered_model_name: str | None = None,
+    signature: Any = None,
+    input_example: Any = None,
+    await_registration_for: int | None = DEFAULT_AWAIT_REGISTRATION_SECONDS,
+    pip_requirements: Any = None,
+    extra_pip_requirements: Any = None,
+    metadata: dict[str, Any] | None = None,
+    model_config: dict[str, Any] | None = None,
+    resources: Any = None,
+    prompts: list[str] | None = None,
+    name: str | None = None,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+    model_type: str | None = None,
+    step: int = 0,
+    model_id: str | None = None,
+) -> LoggedModelInfo:
+    """Log a python_function model with MLflow (MLflow's ``mlflow.pyfunc.log_model`` arguments;
+    needs ``pip install mlflow``): saved as :func:`save_model` saves it, then logged under ``name``
+    (MLflow 3) or ``artifact_path`` (MLflow 2), registered when ``registered_model_name`` is given."""
+    if infer_code_paths:
+        raise InvalidArgumentError("infer_code_paths=True is not supported: list the files in code_paths=")
+    if (python_model is None) == (loader_module is None):  # before anything is logged
+        raise InvalidArgumentError("Pass exactly one of python_model= or loader_module=")
+    save_kwargs = dict(
+        loader_module=loader_module, data_path=data_path, code_paths=code_paths, conda_env=conda_env,
+        python_model=python_model, artifacts=artifacts, signature=signature, input_example=input_example,
+        pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements, model_config=model_config,
+    )
+
+    def _save(path: str, mlflow_model: Model, kwargs: dict[str, Any]) -> Model:
+        return save_model(path, mlflow_model=mlflow_model, **kwargs)
+
+    return log_saved(
+        _save, flavor_name=FLAVOR_NAME, module_name=__name__, name=name, artifact_path=artifact_path,
+        save_kwargs=save_kwargs, registered_model_name=registered_model_name,
+        await_registration_for=await_registration_for, metadata=metadata, resources=resources, prompts=prompts,
+        params=params, tags=tags, model_type=model_type, step=step, model_id=model_id,
+    )
 
 
 def __getattr__(name: str) -> Any:

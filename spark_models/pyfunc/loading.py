@@ -49,7 +49,8 @@ def load_model(
     """Load any model with a ``python_function`` flavor.
 
     ``model_uri``: a local path, ``file://`` URI, any fsspec URL (``s3://``, ``gs://`` …,
-    downloaded once to a local cache), or ``runs:/`` / ``models:/`` when MLflow is installed.
+    downloaded once to a local cache), or ``runs:/`` / ``models:/`` (through MLflow's client when installed, else the tracking server's
+    REST API at ``MLFLOW_TRACKING_URI``).
     ``model_config`` is passed to the flavor's loader (e.g. ``{"predict_fn": "predict_proba"}``
     for sklearn models). ``allow_code=False`` loads only formats that run no code from the model
     (see :mod:`spark_models.flavors.trust`); None means ``$SPARK_MODELS_ALLOW_CODE`` (default True).
