@@ -1,4 +1,4 @@
-"""Benchmark: mleap_bridge's numpy runtime against Spark on the airbnb LR fixture pipeline.
+"""Benchmark: mleap_bridge's numpy runtime against Spark on the airbnb LR fixture pipeline (and the RF one).
 
 Run:  python bench/mleap_bridge.py [--batch 100000]
 
@@ -7,7 +7,8 @@ In one run it prints:
   Spark local ``transform`` of a 1-row DataFrame (creation + collect);
 - a batch of N rows: the runtime's ``transform(pandas_df)`` vs Spark local: DataFrame
   creation from the same pandas frame, ``transform`` and ``toPandas`` of the prediction;
-- ratios. The Spark pipeline is the same bundle converted with ``to_spark``.
+- ratios. The Spark pipeline is the same bundle converted with ``to_spark``;
+- the airbnb RandomForest bundle (20 trees) through the runtime: ``transform_row`` and the batch.
 """
 
 import argparse
@@ -28,6 +29,7 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 import mleap_bridge  # noqa: E402
 
 BUNDLE = ROOT / "tests" / "fixtures" / "mleap" / "airbnb.model.lr.zip"
+FOREST = ROOT / "tests" / "fixtures" / "mleap" / "airbnb.model.rf.zip"
 FRAME = ROOT / "tests" / "fixtures" / "mleap" / "frame.airbnb.json"
 
 
@@ -42,9 +44,9 @@ def _median_us(fn, n: int) -> float:
     return float(np.median(times)) * 1e6
 
 
-def _batch(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+def _batch(frame: pd.DataFrame, rows: int, bundle: Path = BUNDLE) -> pd.DataFrame:
     """``rows`` records varying the fixture row, with every category the bundle knows."""
-    model = mleap_bridge.read_bundle(BUNDLE)
+    model = mleap_bridge.read_bundle(bundle)
     labels = {}
     for node in model.root.children[0].children:
         if node.op == "string_indexer":
@@ -102,6 +104,14 @@ def main() -> None:
     print(f"mleap_bridge transform     {runtime_s:8.3f} s")
     print(f"Spark local transform      {spark_s:8.3f} s   ({spark_s / runtime_s:.1f}x slower)")
     spark.stop()
+
+    forest = mleap_bridge.load_bundle(FOREST)
+    forest_row_us = _median_us(lambda: forest.transform_row(row), ns.row_calls)
+    forest_batch = _batch(frame, ns.batch, FOREST)
+    forest_s = _best(lambda: forest.transform(forest_batch))
+    print("\n== airbnb RandomForest bundle (20 trees), runtime only")
+    print(f"transform_row(dict)        {forest_row_us:10.1f} us   (median)")
+    print(f"transform {ns.batch} rows     {forest_s:8.3f} s   (best of 3)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ _LAZY_SUBMODULES = {"pyfunc", "sklearn", "models", "types", "exceptions", "flavo
 
 
 def __getattr__(name: str) -> Any:
+    if name == "spark_native":
+        from spark_models.native.scoring import spark_native
+
+        return spark_native
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,3 +18,10 @@ def _run_examples(obj, globs):
 @pytest.mark.spark
 def test_spark_udf_examples(spark, tmp_path):
     _run_examples(udf.spark_udf, {"spark": spark, "model_dir": str(tmp_path / "model"), "spark_udf": udf.spark_udf})
+
+
+@pytest.mark.spark
+def test_spark_native_examples(spark, tmp_path):
+    from spark_models.native.scoring import spark_native
+
+    _run_examples(spark_native, {"spark": spark, "model_dir": str(tmp_path / "model"), "spark_native": spark_native})

@@ -218,49 +218,6 @@ def test_spark_ml_logistic_regression(spark, seed, n_classes, family):
     _close([r["proba"] for r in out], want_p, np.maximum(np.abs(want_p), 1e-3))
 
 
-CONNECT = '''
-import json, os, sys
-sys.path.insert(0, {root!r})
-import numpy as np
-from pyspark.sql import SparkSession
-from pyspark.sql.connect.session import SparkSession as ConnectSession
-from sklearn.linear_model import LogisticRegression
-from spark_models.native.linear import compile_linear
-
-rng = np.random.default_rng(0)
-X = rng.normal(size=(300, 3))
-model = LogisticRegression().fit(X, np.argmax(X, axis=1))
-server = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
-          .config("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin")
-          .config("spark.connect.grpc.binding.port", "0").getOrCreate())
-port = getattr(getattr(server._jvm, "org.apache.spark.sql.connect.service.SparkConnectService$"), "MODULE$").localPort()
-os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
-spark = ConnectSession.builder.remote(f"sc://localhost:{{port}}").getOrCreate()
-assert type(spark).__module__.startswith("pyspark.sql.connect")
-df = spark.createDataFrame([(i, *map(float, r)) for i, r in enumerate(X)], "id long, a double, b double, c double")
-cols = [df.a, df.b, df.c]
-out = df.select("id", compile_linear(model, cols).alias("y"),
-                compile_linear(model, cols, output="predict_proba").alias("p")).orderBy("id").collect()
-print(json.dumps({{"labels": bool([r.y for r in out] == model.predict(X).tolist()),
-                  "proba": float(np.max(np.abs(np.array([r.p for r in out]) - model.predict_proba(X))))}}))
-spark.stop()
-server.stop()
-'''
-
-
-@pytest.mark.slow
-def test_compiled_column_runs_on_spark_connect():
-    """The compiled Column is plain Spark: a Connect client scores it with no Python UDF."""
-    pytest.importorskip("grpc")
-    from pathlib import Path
-
-    from tests.isolation import run_json
-
-    out = run_json(CONNECT.format(root=str(Path(__file__).resolve().parents[1])))
-    assert out["labels"] is True
-    assert out["proba"] <= 1e-15
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_wide_multinomial_uses_a_linear_size_tree_and_still_matches(spark, seed):
     rng = np.random.default_rng(seed)

@@ -301,19 +301,14 @@ def test_concatenate_offsets_children_and_checks_shapes():
         ens.link = "softmax"  # frozen
 
 
-def test_large_ensemble_is_chunked_and_single_row_is_fast():
-    import time
+def test_large_ensemble_is_chunked_and_a_single_row_matches():
     from sklearn.ensemble import RandomForestRegressor
     x, score, _ = _data(0, n=2000, nan=False)
     model = RandomForestRegressor(60, max_depth=8, random_state=0, n_jobs=1).fit(x, score)
     ensemble = from_model(model)
     big = np.tile(x, (30, 1))
     _same(ensemble.predict(big), model.predict(big))
-    ensemble.predict(x[:1])
-    start = time.perf_counter()
-    for _ in range(20):
-        ensemble.predict(x[:1])
-    assert (time.perf_counter() - start) / 20 < 0.01
+    _same(ensemble.predict(x[:1]), model.predict(x[:1]))
 
 
 # ---- Spark ML --------------------------------------------------------------------------------------
@@ -367,11 +362,11 @@ def _airbnb_forest():
     return [bundle.read(n).decode() for n in names], int(attributes["num_features"]["long"])
 
 
-def test_mleap_tree_json_forest_matches_mleap_bridge_trees_and_is_fast():
+def test_mleap_tree_json_forest_matches_mleap_bridge_trees():
     """The airbnb RandomForest bundle (20 trees, categorical and continuous splits)."""
     import json
-    from mleap_bridge.ops.trees import Tree
     from spark_models.native.tree_sources import tree_json_arrays
+    from tests.test_mleap_tree_kernel import _reference_leaf
     texts, width = _airbnb_forest()
     trees = [tree_json_arrays(t, normalize=False, where=f"tree{i}") for i, t in enumerate(texts)]
     ensemble = concatenate(trees, base_score=np.zeros(1), n_features=width, average_over=len(trees))
@@ -379,20 +374,9 @@ def test_mleap_tree_json_forest_matches_mleap_bridge_trees_and_is_fast():
     x = rng.normal(size=(500, width)) * rng.choice([1.0, 10.0, 100.0], size=width)
     inner = np.nonzero(ensemble.feature >= 0)[0][:200]
     x[np.arange(len(inner)), ensemble.feature[inner]] = ensemble.threshold[inner]  # on the thresholds
-    reference = np.mean([Tree([json.loads(line) for line in t.splitlines() if line.strip()]).leaves(x)[:, 0]
-                         for t in texts], axis=0)
+    lines = [[json.loads(line) for line in t.splitlines() if line.strip()] for t in texts]
+    reference = np.mean([[_reference_leaf(tree, row)[0] for row in x] for tree in lines], axis=0)
     _same(ensemble.predict(x), reference, rtol=1e-12)
-    row = x[:1]
-    ensemble.predict(row)
-    best = min(timeit_once(lambda: ensemble.predict(row)) for _ in range(50))
-    assert best < 1e-3, f"one row through {len(texts)} trees took {best * 1e6:.0f} us"  # ~100 us here
-
-
-def timeit_once(fn) -> float:
-    import time
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def test_malformed_tree_json_is_refused_with_the_line_and_categorical_splits_work():

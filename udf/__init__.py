@@ -69,10 +69,13 @@ def _scoring_udf(body, return_type):
 
 class SparkModelUDF:
     """What :func:`spark_udf` returns: call it with input columns to get the prediction Column.
+    ``runtime`` is ``"python"`` (an Arrow pandas UDF; see :func:`spark_models.spark_native` for ``"native"``).
 
     ``return_type`` is the UDF's Spark type, ``model_uri`` the model it scores and ``model_info``
     where that model came from (see :attr:`model_info`).
     """
+
+    runtime = "python"
 
     def __init__(self, plan: Any, signature: Any, model_uri: str, model_info: dict[str, str] | None = None):
         self._plan, self._signature = plan, signature
@@ -117,6 +120,19 @@ class SparkModelUDF:
         return f"SparkModelUDF({os.fspath(self.model_uri)!r}, return_type={self.return_type.simpleString()})"
 
 
+def _native(spark: Any, model_uri: str, runtime: str, *, params: dict | None, **options: Any) -> Any:
+    """The compiled callable when ``runtime`` asks for one and gets it (None: the Arrow UDF)."""
+    if runtime == "python":
+        return None
+    from spark_models.native.scoring import choose_runtime
+
+    if params:
+        if runtime == "native":
+            raise InvalidArgumentError("runtime='native' takes no inference params")
+        return None
+    return choose_runtime(spark, model_uri, runtime, **options)
+
+
 def _check_arguments(env_manager: str, batch_size: int | None) -> None:
     if env_manager != "local":
         raise InvalidArgumentError(f"env_manager={env_manager!r} is not supported; only 'local' (the current environment)")
@@ -147,7 +163,7 @@ def _scoring_plan(spark: Any, local_dir: Path, model_uri: str, signature: Any, *
 
 def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str = "local",
               params: dict | None = None, batch_size: int | None = None, *,
-              allow_code: bool | None = None, model_config: dict | None = None) -> SparkModelUDF:
+              allow_code: bool | None = None, model_config: dict | None = None, runtime: str = "python") -> Any:
     """A Spark UDF that scores any python_function model with Arrow batches.
 
     Args:
@@ -176,6 +192,11 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
         model_config: passed to the model's loader in every worker, as
             ``pyfunc.load_model(..., model_config=...)`` (e.g. ``{"num_threads": 2}`` for
             gradient-boosting models, see :mod:`spark_models.flavors.threads`).
+        runtime: ``"python"`` (default): this Arrow UDF; ``"native"``: the model compiled to a pure
+            Spark expression (:func:`spark_models.native.scoring.spark_native`; NotSupportedError
+            names the part that does not compile); ``"auto"``: native when the model compiles and
+            is small enough for the expression to be faster (see ``AUTO_TREE_NODES``), else this
+            UDF, logging why. ``u.runtime`` tells which one was chosen.
 
     The returned callable binds input columns by name: ``u()`` takes the signature's
     input columns, ``u("a", "b")`` / ``u(col("a"), ...)`` pass columns under their own
@@ -213,6 +234,10 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     from udf.result_types import parse_result_type
 
     _check_arguments(env_manager, batch_size)
+    native = _native(spark, model_uri, runtime, result_type=result_type, allow_code=allow_code,
+                     model_config=model_config, params=params)
+    if native is not None:
+        return native
     source = resolve_model_source(model_uri)  # the only contact with a tracking server: here, on the driver
     model_info = source.as_dict()
     _logger.info("spark_udf scores %s", ", ".join(f"{k}={v}" for k, v in model_info.items()))

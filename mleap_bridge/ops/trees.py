@@ -1,7 +1,10 @@
 """Decision trees and ensembles: decision_tree_*, random_forest_*, gbt_* (regression and classifier).
 
-A tree is stored as ``tree.json``: newline-delimited JSON nodes in pre-order. Scoring walks
-all rows down the tree at once, one level per step. Spark export reads the node tables Spark
+A tree is stored as ``tree.json``: newline-delimited JSON nodes in pre-order. Each node's trees
+are parsed once, when its kernel is built, into one flat
+:class:`~spark_models.native.trees.TreeEnsemble` (:func:`~spark_models.native.tree_sources.tree_json_arrays`
++ :func:`~spark_models.native.trees.concatenate`); scoring walks every (row, tree) pair at once.
+Spark export reads the node tables Spark
 ML's own persistence writes (parquet, read with pyarrow), falling back to reading every node
 through the JVM (``rootNode``); import builds the trees with the JVM tree classes.
 """
@@ -14,96 +17,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spark_models.exceptions import MalformedModelError
-from spark_models.limits import MAX_VECTOR_SIZE_ENV
+from spark_models.exceptions import MalformedModelError, SchemaEnforcementError
+from spark_models.native.tree_sources import tree_json_arrays
+from spark_models.native.trees import TreeEnsemble, concatenate
 
 from mleap_bridge import attributes as A
 from mleap_bridge.bundle import Node
 from mleap_bridge.frame import Frame, as_float
 from mleap_bridge.ops import OpSpec, register
 from mleap_bridge.ops.tree_export import trees_of
-from mleap_bridge.safety import vector_limit, whole_number
+from mleap_bridge.safety import vector_limit
 
 Kernel = Callable[[Frame], None]
+_MAX_CATEGORY = 1e6  # the largest category a categorical split may list (the flat tables' limit)
 _logger = logging.getLogger(__name__)
-
-
-class Tree:
-    """Flat arrays of one tree: per node feature, threshold, children, categories, leaf values.
-
-    ``where`` names the node and file in errors; a feature index is checked against ``max_feature``."""
-
-    def __init__(self, lines: list[Any], where: str = "tree.json", max_feature: int | None = None):
-        self.feature, self.threshold, self.left, self.right = [], [], [], []
-        self.categories: dict[int, tuple[set, bool]] = {}
-        self.values: list[list[float]] = []
-        self._where, self._max_feature = where, vector_limit() if max_feature is None else max_feature
-        self._build(lines)
-        self.feature, self.threshold = np.asarray(self.feature), np.asarray(self.threshold, dtype=np.float64)
-        self.left, self.right = np.asarray(self.left), np.asarray(self.right)
-        width = max(len(v) for v in self.values)
-        self.leaf_values = np.array([v + [0.0] * (width - len(v)) for v in self.values])
-
-    def _build(self, lines: list[Any]) -> None:
-        """The pre-order lines (node, its left subtree, its right subtree), without recursion."""
-        pending: list[tuple[int, list[int]]] = []  # (parent, self.left or self.right) still to fill
-        for number, line in enumerate(lines, 1):
-            try:
-                i = self._add(line)
-            except (KeyError, TypeError, ValueError, AttributeError) as e:
-                raise MalformedModelError(f"{self._where}, tree node #{number}: not a tree node {line!r} "
-                                          f"({type(e).__name__}: {e})") from None
-            if pending:
-                parent, side = pending.pop()
-                side[parent] = i
-            if self.feature[i] >= 0:
-                pending += [(i, self.right), (i, self.left)]  # the left child comes first
-            if not pending:
-                return
-        raise MalformedModelError(f"{self._where}: the tree ends before all its children are given")
-
-    def _add(self, line: dict[str, Any]) -> int:
-        i = len(self.feature)
-        self.feature.append(-1)
-        self.threshold.append(0.0)
-        self.left.append(-1)
-        self.right.append(-1)
-        self.values.append([])
-        if line["type"] == "leaf":
-            self.values[i] = [float(v) for v in line["values"]]
-            if not self.values[i]:
-                raise ValueError("a leaf without values")
-            return i
-        split = line["split"]
-        feature = whole_number(split.get("featureIndex", 0))
-        if feature is None or not 0 <= feature <= self._max_feature:
-            feature = split.get("featureIndex")
-            raise ValueError(f"featureIndex {feature!r} is not from 0 to {self._max_feature} (num_features, "
-                             f"or {MAX_VECTOR_SIZE_ENV} when the node declares none)")
-        self.feature[i] = feature
-        if split["type"] == "continuous":
-            self.threshold[i] = float(split.get("threshold", 0.0))
-        else:
-            self.categories[i] = ({float(c) for c in split.get("categories", [])}, bool(split.get("isLeft", False)))
-        return i
-
-    def leaves(self, x: np.ndarray) -> np.ndarray:
-        """Leaf value rows for every row of ``x``."""
-        node = np.zeros(len(x), dtype=np.int64)
-        while True:
-            inner = self.feature[node] >= 0
-            if not inner.any():
-                return self.leaf_values[node]
-            rows = np.nonzero(inner)[0]
-            at = node[rows]
-            values = x[rows, self.feature[at]]
-            go_left = values <= self.threshold[at]
-            for k in set(at.tolist()) & self.categories.keys():
-                cats, is_left = self.categories[k]
-                mask = at == k
-                member = np.isin(values[mask], list(cats))
-                go_left[mask] = member if is_left else ~member
-            node[rows] = np.where(go_left, self.left[at], self.right[at])
 
 
 def _tree_lines(node: Node, prefix: str) -> list[Any]:
@@ -119,15 +46,21 @@ def _tree_lines(node: Node, prefix: str) -> list[Any]:
     return lines
 
 
-def _tree_from(node: Node, prefix: str = "") -> Tree:
-    features = node.size("num_features", "long")
-    return Tree(_tree_lines(node, prefix), f"MLeap node {node.name!r} ({node.op}), {prefix}tree.json",
-                max(features - 1, 0) if features else None)
-
-
 def _features(frame: Frame, node: Node) -> np.ndarray:
     x = as_float(frame.column(node.input("features"), node.name))
     return x if x.ndim == 2 else x[:, None]
+
+
+def _tree_input(frame: Frame, node: Node, ensemble: TreeEnsemble) -> np.ndarray:
+    """The features of ``frame``, as wide as the features the trees split on."""
+    x = _features(frame, node)
+    if x.shape[1] < ensemble.n_features:
+        if len(x):
+            raise SchemaEnforcementError(f"MLeap node {node.name!r} ({node.op}): input column "
+                                         f"{node.input('features')!r} has {x.shape[1]} features; its trees split "
+                                         f"on feature {ensemble.n_features - 1}")
+        x = np.zeros((0, ensemble.n_features))
+    return x
 
 
 def _write_outputs(frame: Frame, node: Node, raw: np.ndarray | None, probability: np.ndarray | None,
@@ -163,41 +96,64 @@ def _tree_names(node: Node) -> list[str]:
     return names
 
 
-def _ensemble(node: Node) -> tuple[list[Tree], np.ndarray]:
+def _tree_dicts(node: Node) -> list[dict[str, Any]]:
+    """Every tree of ``node`` as :func:`tree_json_arrays` parses it, with its ``weight``."""
     node.size("num_classes", "long", 2)
     names = _tree_names(node)
-    if not names:
-        return [_tree_from(node)], np.ones(1)
-    weights = as_float(node.attr("tree_weights", "list", [1.0] * len(names)))
-    if len(weights) != len(names):
+    features = node.size("num_features", "long")
+    max_feature = max(features - 1, 0) if features else vector_limit()
+    weights = as_float(node.attr("tree_weights", "list", [1.0] * len(names))) if names else np.ones(1)
+    if len(weights) != max(len(names), 1):
         raise MalformedModelError(f"MLeap node {node.name!r} ({node.op}): {len(names)} trees but "
                                   f"{len(weights)} tree_weights")
-    return [_tree_from(node, f"{n}/") for n in names], weights
+    trees = []
+    for prefix, weight in zip([f"{n}/" for n in names] or [""], weights):
+        where = f"MLeap node {node.name!r} ({node.op}), {prefix}tree.json"
+        tree = tree_json_arrays(node.file(f"{prefix}tree.json"), normalize=False, where=where, max_feature=max_feature)
+        for i, (categories, _) in tree["categories"].items():
+            if any(not (0 <= c <= _MAX_CATEGORY and c.is_integer()) for c in categories):
+                raise MalformedModelError(f"{where}, node #{i + 1}: categories {sorted(categories)} are not all whole "
+                                          f"numbers from 0 to {_MAX_CATEGORY:.0f}")
+        trees.append({**tree, "weight": float(weight)})
+    return trees
+
+
+def _ensemble(node: Node, *, outputs: int | None = None, normalize: bool = False, first_only: bool = False,
+              average: bool = False) -> TreeEnsemble:
+    """All trees of ``node`` as one :class:`TreeEnsemble`: leaf values padded to one width (or cut to
+    ``outputs``), as fractions when ``normalize``; ``first_only`` keeps the first tree, unweighted."""
+    trees = _tree_dicts(node)
+    if first_only:
+        trees = [{**trees[0], "weight": 1.0}]
+    width = outputs or max(t["value"].shape[1] for t in trees)
+    for tree in trees:
+        value = np.zeros((len(tree["value"]), width))
+        value[:, :min(width, tree["value"].shape[1])] = tree["value"][:, :width]
+        tree["value"] = _normalize(value) if normalize else value
+    n_features = max(max(t["feature"]) for t in trees) + 1
+    try:
+        return concatenate(trees, base_score=np.zeros(width), n_features=n_features,
+                           average_over=len(trees) if average else 0)
+    except MalformedModelError as e:
+        raise MalformedModelError(f"MLeap node {node.name!r} ({node.op}): {e}") from None
 
 
 def _regression(node: Node) -> Kernel:
-    trees, weights = _ensemble(node)
-    mean = node.op == "random_forest_regression"
+    ensemble = _ensemble(node, outputs=1, average=node.op == "random_forest_regression")
 
     def run(frame: Frame) -> None:
-        x = _features(frame, node)
-        total = sum(w * t.leaves(x)[:, 0] for t, w in zip(trees, weights))
-        _write_outputs(frame, node, None, None, total / len(trees) if mean else total)
+        _write_outputs(frame, node, None, None, ensemble.raw_score(_tree_input(frame, node, ensemble))[:, 0])
 
     return run
 
 
 def _classifier(node: Node) -> Kernel:
-    trees, weights = _ensemble(node)
+    forest = node.op == "random_forest_classifier"  # each tree votes with its normalized class distribution
+    ensemble = _ensemble(node, normalize=forest, first_only=not forest)
     thresholds = node.attr("thresholds", "list", None)
-    forest = node.op == "random_forest_classifier"
 
     def run(frame: Frame) -> None:
-        x = _features(frame, node)
-        if forest:  # each tree votes with its normalized class distribution
-            raw = sum(w * _normalize(t.leaves(x)) for t, w in zip(trees, weights))
-        else:
-            raw = trees[0].leaves(x)
+        raw = ensemble.raw_score(_tree_input(frame, node, ensemble))
         probability = _normalize(raw)
         _write_outputs(frame, node, raw, probability, _argmax_with_thresholds(probability, thresholds))
 
@@ -205,12 +161,11 @@ def _classifier(node: Node) -> Kernel:
 
 
 def _gbt_classifier(node: Node) -> Kernel:
-    trees, weights = _ensemble(node)
+    ensemble = _ensemble(node, outputs=1)
     thresholds = node.attr("thresholds", "list", None)
 
     def run(frame: Frame) -> None:
-        x = _features(frame, node)
-        m = sum(w * t.leaves(x)[:, 0] for t, w in zip(trees, weights))
+        m = ensemble.raw_score(_tree_input(frame, node, ensemble))[:, 0]
         p1 = 1.0 / (1.0 + np.exp(-2.0 * m))
         probability = np.column_stack([1.0 - p1, p1])
         prediction = _argmax_with_thresholds(probability, thresholds) if thresholds else (m > 0).astype(np.float64)

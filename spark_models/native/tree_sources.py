@@ -315,10 +315,21 @@ _SPARK = {"DecisionTreeClassificationModel": (False, True), "DecisionTreeRegress
           "GBTClassificationModel": (True, False), "GBTRegressionModel": (True, False)}
 
 
-def tree_json_arrays(text: str, *, normalize: bool, where: str) -> dict[str, Any]:
+def _feature_index(value: Any, max_feature: int | None) -> int:
+    """A split's ``featureIndex``: not negative, and (given ``max_feature``) a whole number up to it."""
+    whole = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+    if max_feature is not None and not whole:
+        raise ValueError(f"featureIndex {value!r} is not a whole number")
+    if not 0 <= int(value) <= (math.inf if max_feature is None else max_feature):
+        raise ValueError(f"featureIndex {value!r} is not from 0 to {max_feature}")
+    return int(value)
+
+
+def tree_json_arrays(text: str, *, normalize: bool, where: str, max_feature: int | None = None) -> dict[str, Any]:
     """One tree (arrays for :func:`~spark_models.native.trees.concatenate`) from MLeap's pre-order
     ``tree.json`` lines, as :mod:`mleap_bridge.ops.tree_export` writes and MLeap bundles hold them;
-    ``normalize`` turns leaf counts into fractions."""
+    ``normalize`` turns leaf counts into fractions; ``max_feature`` (optional) is the largest feature
+    index a split may use (then it must be a whole number)."""
     out: dict[str, list] = {k: [] for k in ("feature", "threshold", "left", "right")}
     values: list[list[float]] = []
     pending: list[tuple[int, str]] = []
@@ -330,11 +341,18 @@ def tree_json_arrays(text: str, *, normalize: bool, where: str) -> dict[str, Any
             raise MalformedModelError(f"{where}, line {number}: a node after the tree is complete")
         try:
             node, i = json.loads(line), len(values)
+        except (ValueError, RecursionError) as e:
+            raise MalformedModelError(f"{where}, line {number}: not valid JSON ({e})") from None
+        try:
             kind = node["type"]
             split = node.get("split", {})
-            if kind != "leaf" and split["type"] == "continuous":
-                int(split["featureIndex"]), float(split["threshold"])
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            if kind == "leaf" and not [float(x) for x in node["values"]]:
+                raise ValueError("a leaf without values")
+            if kind != "leaf":
+                feature = _feature_index(split["featureIndex"], max_feature)
+                float(split["threshold"]) if split["type"] == "continuous" else \
+                    [float(c) for c in split.get("categories", [])]
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as e:
             raise MalformedModelError(f"{where}, line {number}: not a tree node ({type(e).__name__}: {e})") from None
         if pending:
             parent, side = pending.pop()
@@ -350,7 +368,7 @@ def tree_json_arrays(text: str, *, normalize: bool, where: str) -> dict[str, Any
             continue
         split = node["split"]
         values.append([])
-        out["feature"].append(int(split["featureIndex"]))
+        out["feature"].append(feature)
         if split["type"] == "continuous":
             out["threshold"].append(float(split["threshold"]))
         else:

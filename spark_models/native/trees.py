@@ -30,6 +30,7 @@ LINKS = ("identity", "sigmoid", "softmax", "exp", "normalize")
 DECISIONS = ("argmax", "argmax_raw", "raw>=0", "raw>0", "proba>0.5", "none")
 _ZERO = float(np.float32(1e-35))  # lightgbm's kZeroThreshold (a float)
 _CHUNK = 1 << 21  # rows x trees evaluated per block (bounds memory for large ensembles)
+_FEW = 64  # up to this many (row, tree) pairs walk in plain Python: numpy's per-call cost dominates there
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +125,8 @@ class TreeEnsemble:
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Global leaf node index per row and tree: ``(rows, n_trees)``."""
         x = self._check(x)
+        if len(x) * self.n_trees <= _FEW:
+            return self._apply_few(x)
         rows = max(1, _CHUNK // max(self.n_trees, 1))
         return np.concatenate([self._apply(x[a:a + rows]) for a in range(0, len(x), rows)] or
                               [np.zeros((0, self.n_trees), dtype=np.int64)])
@@ -163,6 +166,34 @@ class TreeEnsemble:
                 if not len(active):
                     break
         return node.reshape(len(x), self.n_trees)
+
+    def _apply_few(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`_apply` for a few rows: the same rules, one (row, tree) pair at a time over memoryviews."""
+        if getattr(self, "_views", None) is None:
+            f, inner, thr, children, on_nan, zero_to = self._walk
+            cat = None if self.cat_index is None else (
+                memoryview(np.ascontiguousarray(self.cat_index)), self.cat_table.shape[1],
+                memoryview(np.ascontiguousarray(self.cat_table).reshape(-1)))
+            views = tuple(memoryview(np.ascontiguousarray(a)) for a in (f, inner, thr, children, on_nan))
+            object.__setattr__(self, "_views", views + (None if zero_to is None else memoryview(zero_to), cat))
+        f, inner, thr, children, on_nan, zero_to, cat = self._views
+        strict, roots, leaves = self.strict, self.roots.tolist(), []
+        for row in x.tolist():
+            for n in roots:
+                while inner[n]:
+                    v = row[f[n]]
+                    if zero_to is not None and zero_to[n] >= 0 and abs(v) <= _ZERO:
+                        n = zero_to[n]
+                    elif v != v:
+                        n = on_nan[n]
+                    elif cat is not None and cat[0][n] >= 0:
+                        width = cat[1] - 1
+                        column = int(v) if 0 <= v < width and v.is_integer() else width
+                        n = children[2 * n + cat[2][cat[0][n] * cat[1] + column]]
+                    else:
+                        n = children[2 * n + ((v < thr[n]) if strict else (v <= thr[n]))]
+                leaves.append(n)
+        return np.array(leaves, dtype=np.int64).reshape(len(x), self.n_trees)
 
     def _categorical(self, n: np.ndarray, v: np.ndarray, go_left: np.ndarray) -> np.ndarray:
         cat = self.cat_index[n]
