@@ -92,9 +92,11 @@ def _refuse_missing(features: list[Column], names: list[str] | None, estimator: 
     out = []
     for i, x in enumerate(features):
         label = names[i] if names and i < len(names) else f"feature {i}"
-        x = x.cast("double")
-        message = F.lit(f"{estimator} input contains NaN or null in column {label!r} (scikit-learn refuses missing values)")
-        out.append(F.when(x.isNull() | F.isnan(x), F.raise_error(message)).otherwise(x))
+        error = F.raise_error(F.lit(f"{estimator} input contains NaN or null in column {label!r} "
+                                    "(scikit-learn refuses missing values)")).cast("double")
+        # nanvl and coalesce evaluate their second argument only when needed, and x appears once
+        # (a repeated reference would copy a preprocessed feature's whole expression)
+        out.append(F.coalesce(F.nanvl(x.cast("double"), error), error))
     return out
 
 

@@ -226,7 +226,9 @@ def _tree_of_node(ensemble: TreeEnsemble) -> np.ndarray:
 
 
 def _literal(value: float, kind: str) -> Column:
-    return F.lit(float(value)).cast(kind)
+    """A literal of ``kind``; a Python float already is a double literal (one JVM call, not two)."""
+    column = F.lit(float(value))
+    return column if kind == "double" else column.cast(kind)
 
 
 def _link(ensemble: TreeEnsemble, raw: list[Column]) -> list[Column]:
