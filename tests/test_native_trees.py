@@ -365,7 +365,7 @@ def _airbnb_forest():
 def test_mleap_tree_json_forest_matches_mleap_bridge_trees():
     """The airbnb RandomForest bundle (20 trees, categorical and continuous splits)."""
     import json
-    from spark_models.native.tree_sources import tree_json_arrays
+    from spark_models.native.spark_trees import tree_json_arrays
     from tests.test_mleap_tree_kernel import _reference_leaf
     texts, width = _airbnb_forest()
     trees = [tree_json_arrays(t, normalize=False, where=f"tree{i}") for i, t in enumerate(texts)]
@@ -381,7 +381,7 @@ def test_mleap_tree_json_forest_matches_mleap_bridge_trees():
 
 def test_malformed_tree_json_is_refused_with_the_line_and_categorical_splits_work():
     import json
-    from spark_models.native.tree_sources import tree_json_arrays
+    from spark_models.native.spark_trees import tree_json_arrays
     leaf = '{"type": "leaf", "values": [1.0]}'
     inner = '{"type": "internal", "split": {"type": "continuous", "featureIndex": 0, "threshold": 0.5}}'
     assert tree_json_arrays("\n".join([inner, leaf, leaf]), normalize=False, where="t")["left"] == [1, -1, -1]

@@ -2,7 +2,7 @@
 
 A tree is stored as ``tree.json``: newline-delimited JSON nodes in pre-order. Each node's trees
 are parsed once, when its kernel is built, into one flat
-:class:`~spark_models.native.trees.TreeEnsemble` (:func:`~spark_models.native.tree_sources.tree_json_arrays`
+:class:`~spark_models.native.trees.TreeEnsemble` (:func:`~spark_models.native.spark_trees.tree_json_arrays`
 + :func:`~spark_models.native.trees.concatenate`); scoring walks every (row, tree) pair at once.
 Spark export reads the node tables Spark
 ML's own persistence writes (parquet, read with pyarrow), falling back to reading every node
@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from spark_models.exceptions import MalformedModelError, SchemaEnforcementError
-from spark_models.native.tree_sources import tree_json_arrays
+from spark_models.native.spark_trees import tree_json_arrays
 from spark_models.native.trees import TreeEnsemble, concatenate
 
 from mleap_bridge import attributes as A

@@ -14,13 +14,13 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from spark_models.exceptions import NotSupportedError
-from spark_models.native import tree_sources
+from spark_models.native import spark_trees, tree_sources
 from spark_models.native.linear import SKLEARN_CLASSIFIERS, SKLEARN_REGRESSORS, compile_linear
 from spark_models.native.tree_expressions import compile_trees, node_count
 
 Bound = Mapping[str, Column]
 _SPARK_LINEAR = {"LinearRegressionModel", "LogisticRegressionModel"}
-_SPARK_TREES = set(tree_sources._SPARK)
+_SPARK_TREES = set(spark_trees._SPARK)
 
 
 @dataclass
