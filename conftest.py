@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers.sessions import spark_builder
 
-pytest_plugins = ["tests.helpers.spark_pipelines", "tests.helpers.mlflow_server"]
+pytest_plugins = ["tests.helpers.spark_pipelines", "tests.helpers.mlflow_server", "tests.helpers.env_models"]
 
 # Workers must run this interpreter, not whatever "python" is first on PATH.
 os.environ["PYSPARK_PYTHON"] = sys.executable

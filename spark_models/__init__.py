@@ -20,6 +20,10 @@ def __getattr__(name: str) -> Any:
         from spark_models.native.scoring import spark_native
 
         return spark_native
+    if name == "build_env":
+        from spark_models.envs.provision import build_env
+
+        return build_env
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -75,3 +75,16 @@ class TrackingServerError(SparkModelsError, ConnectionError):
 
 class TrackingAuthError(TrackingServerError, PermissionError):
     """The MLflow tracking server refused the credentials (HTTP 401/403)."""
+
+
+class ModelEnvironmentError(SparkModelsError, RuntimeError):
+    """A model's Python environment cannot be built, found, unpacked or used (the message names
+    the model, the environment hash and the log)."""
+
+
+class ScorerProcessError(SparkModelsError, RuntimeError):
+    """The process scoring a model in its own environment failed to start, crashed or broke the protocol."""
+
+
+class ScorerTimeoutError(ScorerProcessError, TimeoutError):
+    """The scorer process took longer than its timeout to load the model or to score a batch."""

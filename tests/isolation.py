@@ -28,9 +28,9 @@ def run_python(code: str, blocked: tuple[str, ...] = (), cwd: str | None = None,
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
-def run_json(code: str, blocked: tuple[str, ...] = (), cwd: str | None = None):
+def run_json(code: str, blocked: tuple[str, ...] = (), cwd: str | None = None, timeout: int = 300):
     """Run ``code`` (which prints one JSON document last) and return the parsed JSON."""
-    proc = run_python(code, blocked, cwd)
+    proc = run_python(code, blocked, cwd, timeout)
     if proc.returncode != 0:
         raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

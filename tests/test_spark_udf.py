@@ -234,7 +234,7 @@ def test_tensor_signature_reshapes_array_column(spark, tmp_path):
 def test_params_validated_on_the_driver(spark, lr_model):
     _, _, path = lr_model
     with pytest.raises(InvalidArgumentError, match="env_manager"):
-        spark_models.pyfunc.spark_udf(spark, path, env_manager="conda")
+        spark_models.pyfunc.spark_udf(spark, path, env_manager="pip")
     with pytest.raises(InvalidArgumentError, match="batch_size"):
         spark_models.pyfunc.spark_udf(spark, path, batch_size=0)
 

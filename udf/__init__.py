@@ -9,29 +9,19 @@ from typing import Any, Iterator, Tuple
 import pandas as pd
 
 from spark_models.exceptions import InvalidArgumentError
-from spark_models.sessions import is_connect, is_local_master
+from spark_models.sessions import is_local_master
 
 _logger = logging.getLogger(__name__)
 
 __all__ = ["SparkModelUDF", "spark_udf"]
 
 
-_SHIPPED: set = set()  # (session id, model hash) already sent to this session's executors
-
-
 def _ship(spark, local_dir, key: str) -> str:
     """Send the model archive to the executors once per session (SparkFiles / artifacts)."""
-    from udf.shipping import archive_name, build_archive
+    from udf.environments import ship_file
+    from udf.shipping import build_archive
 
-    session = spark.session_id if is_connect(spark) else spark.sparkContext.applicationId
-    if (session, key) not in _SHIPPED:
-        archive = build_archive(local_dir, key)
-        if is_connect(spark):
-            spark.addArtifacts(str(archive), file=True)
-        else:
-            spark.sparkContext.addFile(str(archive))
-        _SHIPPED.add((session, key))
-    return archive_name(key)
+    return ship_file(spark, build_archive(local_dir, key))
 
 
 def _dir_for_tasks(spark: Any, context: Any, model_uri: str) -> Path:
@@ -94,6 +84,12 @@ class SparkModelUDF:
         """The signature of the model the UDF scores (None without one)."""
         return self._signature
 
+    @property
+    def environment(self) -> Any:
+        """The :class:`udf.environments.EnvPlan` workers score in (``manager``, ``key``, ``archive``),
+        or None with ``env_manager="local"``."""
+        return self._plan.env
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The prediction Column for these input columns (see :func:`spark_udf` for binding)."""
         from udf.binding import bind_columns, prepare
@@ -133,9 +129,12 @@ def _native(spark: Any, model_uri: str, runtime: str, *, params: dict | None, **
     return choose_runtime(spark, model_uri, runtime, **options)
 
 
-def _check_arguments(env_manager: str, batch_size: int | None) -> None:
-    if env_manager != "local":
-        raise InvalidArgumentError(f"env_manager={env_manager!r} is not supported; only 'local' (the current environment)")
+def _check_arguments(env_manager: str, batch_size: int | None, runtime: str) -> None:
+    from spark_models.envs.options import check_env_manager
+
+    if check_env_manager(env_manager) != "local" and runtime != "python":
+        raise InvalidArgumentError(f"runtime={runtime!r} compiles the model with this environment's libraries; "
+                                   f"env_manager={env_manager!r} needs runtime='python'")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidArgumentError(f"batch_size must be a positive number of rows, got {batch_size!r}")
 
@@ -163,7 +162,8 @@ def _scoring_plan(spark: Any, local_dir: Path, model_uri: str, signature: Any, *
 
 def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str = "local",
               params: dict | None = None, batch_size: int | None = None, *,
-              allow_code: bool | None = None, model_config: dict | None = None, runtime: str = "python") -> Any:
+              allow_code: bool | None = None, model_config: dict | None = None, runtime: str = "python",
+              prebuilt_env_uri: str | None = None, ship_env: bool = False, env_timeouts: dict | None = None) -> Any:
     """A Spark UDF that scores any python_function model with Arrow batches.
 
     Args:
@@ -181,7 +181,12 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
             ``"struct<label:int,score:double>"``); None derives it from the signature's
             outputs (``double`` without one). An output type Spark cannot return from here
             (e.g. ``datetime``) is an error now, naming the output.
-        env_manager: only ``"local"``: workers use the driver's Python environment.
+        env_manager: ``"local"`` (default): workers use the driver's Python environment (a model
+            pinned to other library versions is warned about, naming both). ``"uv"``,
+            ``"virtualenv"`` or ``"conda"``: the model is scored in the environment its
+            ``python_env.yaml``/``requirements.txt`` (``conda.yaml`` for conda) declares, built once
+            per machine into a cache (``$SPARK_MODELS_ENV_CACHE``), by one persistent scorer
+            process per Python worker that receives Arrow batches over pipes.
         params: inference params, validated now against the signature's params schema.
         batch_size: rows per ``model.predict`` call. None merges Spark's Arrow batches
             up to 100,000 rows (or 32 MiB), except for tensor signatures, which get about
@@ -197,6 +202,11 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
             names the part that does not compile); ``"auto"``: native when the model compiles and
             is small enough for the expression to be faster (see ``AUTO_TREE_NODES``), else this
             UDF, logging why. ``u.runtime`` tells which one was chosen.
+        prebuilt_env_uri: an archive written by :func:`spark_models.build_env` (a path or fsspec
+            URL); shipped to the executors and unpacked there instead of building (any cluster).
+        ship_env: build the environment on the driver only and ship it to the executors as an
+            archive (for executors that cannot reach a package index).
+        env_timeouts: seconds for ``build``, ``load`` and ``batch`` (defaults 1800, 600, 600).
 
     The returned callable binds input columns by name: ``u()`` takes the signature's
     input columns, ``u("a", "b")`` / ``u(col("a"), ...)`` pass columns under their own
@@ -231,9 +241,10 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     from spark_models.mlmodel import Model
     from spark_models.schema.enforcement import enforce_params
     from spark_models.tracking.resolve import resolve_model_source
+    from udf.environments import plan_environment
     from udf.result_types import parse_result_type
 
-    _check_arguments(env_manager, batch_size)
+    _check_arguments(env_manager, batch_size, runtime)
     native = _native(spark, model_uri, runtime, result_type=result_type, allow_code=allow_code,
                      model_config=model_config, params=params)
     if native is not None:
@@ -252,4 +263,7 @@ def spark_udf(spark, model_uri: str, result_type: Any = None, env_manager: str =
     plan = _scoring_plan(spark, local_dir, os.fspath(model_uri), signature, allow_code=context.allow_code,
                          result_type=parse_result_type(result_type, signature), params=params, batch_size=batch_size)
     plan = replace(plan, model_config=dict(model_config)) if model_config else plan
+    env = plan_environment(spark, local_dir, env_manager, model_uri=os.fspath(model_uri), ship_env=ship_env,
+                           prebuilt_env_uri=prebuilt_env_uri, timeouts=env_timeouts)
+    plan = replace(plan, env=env) if env is not None else plan
     return SparkModelUDF(plan, signature, model_uri, model_info)

@@ -46,6 +46,7 @@ class ScoringPlan:
     allow_code: bool = True
     model_config: Optional[Mapping[str, Any]] = None  # passed to the workers' loader
     vector_columns: Optional[Tuple[str, ...]] = None  # the model's n double columns, to fill from one ML vector
+    env: Any = None  # an udf.environments.EnvPlan: score in the model's own environment (None: this one)
 
     def bound(self, names: list[str] | None, flatten: bool = False) -> "ScoringPlan":
         """This plan with the UDF's argument columns named (see the class docstring)."""

@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from spark_models import limits
-from spark_models.exceptions import MalformedModelError, UnsafeModelError
+from spark_models.archives import safe_extract
+from spark_models.exceptions import MalformedModelError
 
 _ARCHIVE_PREFIX = "spark-models-"
 _logger = logging.getLogger(__name__)
@@ -43,17 +43,10 @@ def content_hash(model_dir: Path) -> str:
 
 
 def private_dir(kind: str) -> Path:
-    """``$TMPDIR/spark-models-<kind>-<uid>``: created 0700; refused unless this user owns it and
-    nobody else may read or write it (another user could plant a model there)."""
-    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    root = Path(tempfile.gettempdir()) / f"spark-models-{kind}-{user}"
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if hasattr(os, "getuid"):
-        info = root.lstat()
-        if root.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
-            raise UnsafeModelError(f"{root} is not a private directory of this user (owner uid {info.st_uid}, mode "
-                                   f"{oct(info.st_mode & 0o777)}); remove it or set TMPDIR")
-    return root
+    """``$TMPDIR/spark-models-<kind>-<uid>``, private to this user (see :func:`spark_models.envs.cache.private`)."""
+    from spark_models.envs.cache import user_dir
+
+    return user_dir(kind)
 
 
 def _archive_root() -> Path:
@@ -115,34 +108,6 @@ def converted_model_dir(model_dir: Path, tag: str, build: Callable[[Path], None]
 
 def archive_name(key: str) -> str:
     return f"{_ARCHIVE_PREFIX}{key}.tar.gz"
-
-
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract refusing absolute paths, ``..``, links, special files, and archives over the size
-    limits of :mod:`spark_models.limits` (checked before anything is written)."""
-    limit = limits.current()
-    with tarfile.open(archive, "r:*") as tar:
-        members = tar.getmembers()
-        if len(members) > limit.archive_entries:
-            raise MalformedModelError(f"{archive}: {len(members)} entries exceed the limit of {limit.archive_entries} "
-                                      f"(raise {limits.MAX_ARCHIVE_ENTRIES_ENV} to allow more)")
-        total = sum(m.size for m in members if m.isfile())
-        if total > limit.archive_bytes:
-            raise MalformedModelError(f"{archive}: {total} uncompressed bytes exceed the limit of {limit.archive_bytes} "
-                                      f"(raise {limits.MAX_ARCHIVE_BYTES_ENV} to allow more)")
-        for member in members:
-            _check_member(archive, member)
-        tar.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
-
-
-def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
-    name = member.name
-    if name.startswith("/") or os.path.isabs(name) or ".." in Path(name).parts:
-        raise MalformedModelError(f"{archive}: refusing unsafe archive entry {name!r}")
-    if member.issym() or member.islnk():
-        raise MalformedModelError(f"{archive}: refusing link entry {name!r}")
-    if not (member.isfile() or member.isdir()):
-        raise MalformedModelError(f"{archive}: refusing special file entry {name!r}")
 
 
 def _matches(target: Path, key: str) -> bool:

@@ -37,8 +37,13 @@ def cached_model(plan: ScoringPlan) -> Any:
     from spark_models.flavors.devices import task_gpus
 
     # The task's GPUs are part of the key: the loader places the model on them (flavors.devices).
-    cache_key = (plan.model_key, plan.allow_code, repr(sorted((plan.model_config or {}).items())), task_gpus())
+    cache_key = (plan.model_key, plan.allow_code, repr(sorted((plan.model_config or {}).items())), task_gpus(),
+                 plan.env.key if plan.env is not None else None)
     model = _MODELS.get(cache_key)
+    if model is None and plan.env is not None:
+        from udf.environments import env_scorer
+
+        model = _MODELS[cache_key] = env_scorer(plan, _model_dir(plan.model_key, plan.archive, plan.local_dir))
     if model is None:
         from spark_models.pyfunc.loading import load_model
 

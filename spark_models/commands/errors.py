@@ -55,3 +55,12 @@ def one_line(error: BaseException) -> str:
             return f"Error: {raised[-1]} (in a Spark task; --verbose shows all)"
     message = text.splitlines()[0] if text else ""
     return f"Error: {type(error).__name__}: {message}".rstrip(": ")
+
+
+def env_manager_option(command: Callable) -> Callable:
+    """``--env-manager``: score in this environment (local) or in the model's own (uv, virtualenv, conda)."""
+    from spark_models.envs.options import ENV_MANAGERS
+
+    return click.option("--env-manager", type=click.Choice(ENV_MANAGERS), default="local", show_default=True,
+                        help="local: this Python environment; uv/virtualenv/conda: the model's own, built once per "
+                             "machine from its python_env.yaml/requirements.txt (conda.yaml) and cached.")(command)

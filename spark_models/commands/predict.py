@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from spark_models.commands.errors import one_line_errors, verbose_option
+from spark_models.commands.errors import env_manager_option, one_line_errors, verbose_option
 from spark_models.commands.save_modes import (
     MODES,
     append_parts,
@@ -103,13 +103,13 @@ def _typed_for_signature(df: Any, signature: Any) -> Any:
 
 
 def _predict_spark(model_uri: str, source: str, target: str, in_fmt: str, out_fmt: str, *, result_type: str | None,
-                   master: str, mode: str, allow_code: bool | None, provenance: Provenance) -> int:
+                   master: str, mode: str, allow_code: bool | None, provenance: Provenance, env_manager: str) -> int:
     from spark_models.pyfunc import spark_udf
 
     spark, created = _session(master)
     try:
         df = read_spark(spark, source, in_fmt) if source != "-" else spark.createDataFrame(read_pandas("-", in_fmt))
-        udf = spark_udf(spark, model_uri, result_type=result_type, allow_code=allow_code)
+        udf = spark_udf(spark, model_uri, result_type=result_type, allow_code=allow_code, env_manager=env_manager)
         if in_fmt in ("csv", "json"):
             df = _typed_for_signature(df, udf.signature)
         scored = _scored_columns(df, udf, out_fmt)
@@ -157,9 +157,10 @@ def _with_predictions(frame: Any, output: Any) -> Any:
 
 
 def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fmt: str, *, mode: str,
-                   allow_code: bool | None, provenance: Provenance) -> int:
+                   allow_code: bool | None, provenance: Provenance, env_manager: str) -> int:
     import pandas as pd
 
+    from spark_models.envs.provision import load_env_model
     from spark_models.pyfunc import load_model
     from spark_models.schema.json_decoding import decode_json_columns
     from spark_models.tracking.resolve import resolve_model_source
@@ -167,7 +168,8 @@ def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fm
     resolved = resolve_model_source(model_uri)
     info = resolved.as_dict()
     announce("Scoring", info)
-    model = load_model(resolved.local_dir, allow_code=allow_code)
+    model = (load_model(resolved.local_dir, allow_code=allow_code) if env_manager == "local" else
+             load_env_model(resolved.local_dir, env_manager=env_manager, allow_code=allow_code))
     frame = read_pandas(source, in_fmt)
     if in_fmt in ("csv", "json") and model.signature is not None:
         frame = decode_json_columns(frame, model.signature.inputs)  # text numbers read as the declared types
@@ -208,11 +210,12 @@ def _predict_local(model_uri: str, source: str, target: str, in_fmt: str, out_fm
                    f"every output Parquet file's key-value metadata, key {METADATA_KEY!r} (Parquet only).")
 @click.option("--provenance-columns", is_flag=True,
               help="Add string columns " + ", ".join(COLUMNS) + " (any format).")
+@env_manager_option
 @verbose_option
 @one_line_errors
 def predict(model_uri: str, input_path: str, output_path: str, out_format: str | None, input_format: str | None,
             result_type: str | None, master: str, local_mode: bool, save_mode: str, allow_code: bool | None,
-            provenance_metadata: bool, provenance_columns: bool) -> None:
+            provenance_metadata: bool, provenance_columns: bool, env_manager: str) -> None:
     """Score INPUT with a model and write input columns + prediction column(s) to OUTPUT.
 
     The model URI (a path, a storage URL, ``runs:/...`` or ``models:/name@alias``) is resolved once,
@@ -232,8 +235,9 @@ def predict(model_uri: str, input_path: str, output_path: str, out_format: str |
         return
     if local_mode:
         rows = _predict_local(model_uri, input_path, output_path, in_fmt, out_fmt, mode=mode, allow_code=allow_code,
-                              provenance=provenance)
+                              provenance=provenance, env_manager=env_manager)
     else:
         rows = _predict_spark(model_uri, input_path, output_path, in_fmt, out_fmt, result_type=result_type,
-                              master=master, mode=mode, allow_code=allow_code, provenance=provenance)
+                              master=master, mode=mode, allow_code=allow_code, provenance=provenance,
+                              env_manager=env_manager)
     click.echo(f"Scored {rows} rows in {time.perf_counter() - start:.1f} s -> {output_path}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from spark_models.commands.errors import one_line_errors, verbose_option
+from spark_models.commands.errors import env_manager_option, one_line_errors, verbose_option
 from spark_models.serving.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, TIMEOUT_ENV
 from spark_models.serving.server import DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS_ENV
 
@@ -26,10 +26,11 @@ from spark_models.serving.server import DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS
               help="Connections each worker serves at once, idle ones included; requests beyond get HTTP 503.")
 @click.option("--allow-code/--no-allow-code", default=None,
               help="Whether the model may run its own code (pickles, code/); default: $SPARK_MODELS_ALLOW_CODE, else yes.")
+@env_manager_option
 @verbose_option
 @one_line_errors
 def serve(model_uri: str, host: str, port: int, workers: int, max_body_size: int, timeout: float,
-          max_connections: int, allow_code: bool | None) -> None:
+          max_connections: int, allow_code: bool | None, env_manager: str) -> None:
     """Serve a model over HTTP: POST /invocations, GET /ping, /health, /version.
 
     Request formats are MLflow's: split-oriented JSON (application/json), records JSON
@@ -49,4 +50,4 @@ def serve(model_uri: str, host: str, port: int, workers: int, max_body_size: int
     source = resolve_model_source(model_uri)  # once: every worker serves this version, even if an alias moves
     announce("Serving", source.as_dict())
     run(str(source.local_dir), host=host, port=port, workers=workers, max_body_bytes=max_body_size, timeout=timeout,
-        max_connections=max_connections, allow_code=allow_code)
+        max_connections=max_connections, allow_code=allow_code, env_manager=env_manager)

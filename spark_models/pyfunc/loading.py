@@ -65,6 +65,9 @@ def load_model(
         raise MalformedModelError(f"{context.model_dir / 'MLmodel'}: python_function flavor has no 'loader_module'")
     if not suppress_warnings:
         _warn_python_mismatch(conf)
+        from spark_models.envs.spec import warn_requirement_mismatches
+
+        warn_requirement_mismatches(context.model_dir, model_uri=model_uri)
     if not context.allow_code:
         check_trusted(context)
     add_code_to_sys_path(context)

@@ -23,6 +23,7 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
+ENV_MANAGER_ENV = "SPARK_MODELS_SERVE_ENV_MANAGER"  # the serve command's --env-manager, for every worker
 MODEL_URI_ENV = "SPARK_MODELS_SERVE_MODEL_URI"
 MAX_BODY_ENV = "SPARK_MODELS_SERVE_MAX_BODY_BYTES"
 TIMEOUT_ENV = "SPARK_MODELS_SERVE_TIMEOUT"
@@ -86,15 +87,26 @@ def create_app(model: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, timeout
     return app
 
 
+def served_model(uri: str, *, allow_code: bool | None = None, env_manager: str | None = None) -> Any:
+    """The model a server scores: loaded here, or (``env_manager`` uv/virtualenv/conda, default
+    ``$SPARK_MODELS_SERVE_ENV_MANAGER``) by a scorer process in the model's own environment."""
+    manager = env_manager or os.environ.get(ENV_MANAGER_ENV) or "local"
+    if manager == "local":
+        from spark_models.pyfunc import load_model
+
+        return load_model(uri, allow_code=allow_code)
+    from spark_models.envs.provision import load_env_model
+
+    return load_env_model(uri, env_manager=manager, allow_code=allow_code)
+
+
 def app_from_environment():
     """The app for ``uvicorn --factory``: the model URI, body limit and timeout come from the environment."""
-    from spark_models.pyfunc import load_model
-
     uri = os.environ.get(MODEL_URI_ENV)
     if not uri:
         raise InvalidArgumentError(f"Set {MODEL_URI_ENV} to the model to serve")
     max_body = int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES))
-    return create_app(load_model(uri), max_body, float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT)))
+    return create_app(served_model(uri), max_body, float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT)))
 
 
 async def _read_body(request, limit: int, timeout: float) -> bytes:

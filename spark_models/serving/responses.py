@@ -36,12 +36,12 @@ def _encode(value: Any) -> bytes:
 
 
 def _frame_records(frame: pd.DataFrame, column_only: str | None = None) -> bytes:
-    """pandas' C JSON writer when every column is plain; Python otherwise."""
+    """pandas' C JSON writer when every column is plain (15 decimals, its most); Python otherwise."""
     plain = all(dtype.kind in "biufM" or dtype == object and _strings_or_null(frame[c]) for c, dtype in frame.dtypes.items())
     if plain and frame.columns.is_unique:
         if column_only is not None:
-            return frame[column_only].to_json(orient="values", date_format="iso").encode()
-        return frame.to_json(orient="records", date_format="iso").encode()
+            return frame[column_only].to_json(orient="values", date_format="iso", double_precision=15).encode()
+        return frame.to_json(orient="records", date_format="iso", double_precision=15).encode()
     if column_only is not None:
         return json.dumps([_plain(v) for v in frame[column_only]], allow_nan=False).encode()
     rows = [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]

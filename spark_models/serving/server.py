@@ -15,10 +15,12 @@ from spark_models.exceptions import InvalidArgumentError, MissingDependencyError
 from spark_models.serving.app import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TIMEOUT,
+    ENV_MANAGER_ENV,
     MAX_BODY_ENV,
     MODEL_URI_ENV,
     TIMEOUT_ENV,
     create_app,
+    served_model,
 )
 
 _logger = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ def serve(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     *,
     allow_code: bool | None = None,
+    env_manager: str = "local",
 ) -> None:
     """Serve ``model_uri`` on ``host:port`` until interrupted.
 
@@ -47,10 +50,13 @@ def serve(
     ``timeout`` (seconds) bounds how long a client may take to send a request's headers and
     each chunk of its body; ``max_connections`` bounds concurrent connections per worker.
     ``allow_code`` is the trust mode (:mod:`spark_models.flavors.trust`), passed to every worker.
+    ``env_manager`` other than ``"local"`` scores in the model's own environment: each worker keeps
+    one scorer process there (:mod:`spark_models.envs`), built or found in the cache first.
     """
     from spark_models.flavors.trust import ALLOW_CODE_ENV, resolve_allow_code
-    from spark_models.pyfunc import load_model
+    from spark_models.envs.options import check_env_manager
 
+    check_env_manager(env_manager)
     if workers < 1:
         raise InvalidArgumentError(f"workers must be at least 1, got {workers}")
     if not timeout > 0:
@@ -61,7 +67,8 @@ def serve(
     from spark_models.serving.protocol import RequestTimeoutProtocol
 
     allowed = resolve_allow_code(allow_code)
-    model = load_model(model_uri, allow_code=allowed)
+    model = served_model(model_uri, allow_code=allowed, env_manager=env_manager)
+    os.environ[ENV_MANAGER_ENV] = env_manager
     os.environ[ALLOW_CODE_ENV] = "1" if allowed else "0"  # every worker loads in the same mode
     os.environ[TIMEOUT_ENV] = repr(float(timeout))  # read by the protocol, in every worker
     common = {
@@ -78,6 +85,8 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(model, max_body_bytes, timeout), **common)
         return
+    if hasattr(model, "close"):
+        model.close()
     del model  # each worker loads its own
     os.environ[MODEL_URI_ENV] = model_uri
     os.environ[MAX_BODY_ENV] = str(max_body_bytes)
