@@ -15,11 +15,12 @@ def cli() -> None:
 
 def _register() -> None:
     from spark_models.commands.build_docker import build_docker
+    from spark_models.commands.deployments import deployments
     from spark_models.commands.info import info
     from spark_models.commands.predict import predict
     from spark_models.commands.serve import serve
 
-    for command in (predict, serve, info, build_docker):
+    for command in (predict, serve, info, build_docker, deployments):
         cli.add_command(command)
 
 

@@ -88,3 +88,11 @@ class ScorerProcessError(SparkModelsError, RuntimeError):
 
 class ScorerTimeoutError(ScorerProcessError, TimeoutError):
     """The scorer process took longer than its timeout to load the model or to score a batch."""
+
+
+class DeploymentError(SparkModelsError, RuntimeError):
+    """A deployment could not be created, updated, deleted or reached (the message names it and its log)."""
+
+
+class DeploymentNotFoundError(DeploymentError, LookupError):
+    """No deployment (or deployment target) of that name exists."""

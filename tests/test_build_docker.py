@@ -44,7 +44,8 @@ def test_context_has_model_requirements_source_and_dockerfile(model_path, tmp_pa
     assert "pip install '/opt/spark-models-src[serve]'" in dockerfile
     assert "RUN pip install -r /opt/ml/model-requirements.txt" in dockerfile
     assert "EXPOSE 8080" in dockerfile
-    assert dockerfile.rstrip().endswith('CMD spark-models serve -m /opt/ml/model -h 0.0.0.0 -p 8080 -w "$WORKERS"')
+    assert (ctx / "entrypoint.py").is_file()  # SageMaker's contract: tests/test_sagemaker_contract.py
+    assert dockerfile.rstrip().endswith('ENTRYPOINT ["python", "/opt/ml/entrypoint.py"]\nCMD ["serve"]')
 
 
 @pytest.mark.slow

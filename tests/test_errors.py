@@ -110,7 +110,7 @@ def test_every_exception_class_shares_one_base_and_its_builtin():
     import spark_models.exceptions as exc
 
     classes = {name: cls for name, cls in inspect.getmembers(exc, inspect.isclass) if cls.__module__ == exc.__name__}
-    assert len(classes) == 19  # SparkModelsError and its 18 subclasses
+    assert len(classes) == 21  # SparkModelsError and its 20 subclasses
     builtins = {
         "ModelNotFoundError": FileNotFoundError, "MalformedModelError": ValueError, "FlavorNotFoundError": LookupError,
         "UnknownFlavorError": LookupError, "MissingDependencyError": ImportError, "ArtifactNotFoundError": FileNotFoundError,
@@ -118,6 +118,7 @@ def test_every_exception_class_shares_one_base_and_its_builtin():
         "SchemaError": ValueError, "SchemaEnforcementError": ValueError, "NotSupportedError": NotImplementedError,
         "ModelOutputError": ValueError, "TrackingServerError": ConnectionError, "TrackingAuthError": PermissionError,
         "ModelEnvironmentError": RuntimeError, "ScorerProcessError": RuntimeError, "ScorerTimeoutError": TimeoutError,
+        "DeploymentError": RuntimeError, "DeploymentNotFoundError": LookupError,
     }
     assert set(classes) == {"SparkModelsError", *builtins}
     for name, builtin in builtins.items():

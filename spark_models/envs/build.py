@@ -25,6 +25,7 @@ from typing import Iterator
 from spark_models.envs.cache import cache_root, subdir
 from spark_models.envs.spec import EnvSpec, major_minor
 from spark_models.exceptions import MissingDependencyError, ModelEnvironmentError
+from spark_models.processes import log_tail
 
 _logger = logging.getLogger(__name__)
 
@@ -220,10 +221,3 @@ def _build_environ() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env.setdefault("PIP_NO_INPUT", "1")
     return env
-
-
-def log_tail(log: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

@@ -8,13 +8,11 @@ given the batch again; a batch or a load that outlives its timeout kills the chi
 from __future__ import annotations
 
 import atexit
-import ctypes
 import json
 import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from spark_models.envs import protocol
 from spark_models.envs.options import Timeouts
 from spark_models.envs.overlay import code_overlay
 from spark_models.exceptions import ModelEnvironmentError, ScorerProcessError, ScorerTimeoutError
+from spark_models.processes import HAS_PARENT_DEATH_SIGNAL, die_with_parent, log_tail
 
 try:
     import fcntl
@@ -42,25 +41,6 @@ _PIPE_BYTES = 1 << 20
 _F_SETPIPE_SZ = 1031  # Linux
 
 
-def _prctl():
-    """``prctl`` from libc, looked up before any fork (no dlopen in a forked child)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _prctl()
-
-
-def _die_with_parent() -> None:
-    """In the forked child before exec: SIGKILL us when the parent dies (PR_SET_PDEATHSIG = 1)."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL, 0, 0, 0)
-
-
 _spawner: tuple[int, Any] | None = None
 _spawner_lock = threading.Lock()
 
@@ -69,7 +49,7 @@ def _spawn(*args: Any, **kwargs: Any) -> subprocess.Popen:
     """``Popen`` from a thread that lives as long as this process: the kernel's parent-death
     signal fires when the *thread* that forked the child ends (a server's pool thread may)."""
     global _spawner
-    if threading.current_thread() is threading.main_thread() or _PRCTL is None:
+    if threading.current_thread() is threading.main_thread() or not HAS_PARENT_DEATH_SIGNAL:
         return subprocess.Popen(*args, **kwargs)
     with _spawner_lock:
         if _spawner is None or _spawner[0] != os.getpid():  # none yet, or one of the parent before a fork
@@ -78,15 +58,6 @@ def _spawn(*args: Any, **kwargs: Any) -> subprocess.Popen:
             _spawner = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="scorer-spawner"))
         executor = _spawner[1]
     return executor.submit(subprocess.Popen, *args, **kwargs).result()
-
-
-def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(f.seek(0, os.SEEK_END) - 256 * 1024, 0))
-            return b"\n".join(f.read().splitlines()[-lines:]).decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def _exit_status(code: int | None) -> str:
@@ -204,7 +175,7 @@ class EnvScorer:
             with open(self.log_path, "ab") as log:
                 proc = _spawn([self.python, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=log, env=env, bufsize=0, close_fds=True,
-                                        preexec_fn=_die_with_parent if _PRCTL is not None else None)
+                                        preexec_fn=die_with_parent if HAS_PARENT_DEATH_SIGNAL else None)
         except OSError as e:
             raise ModelEnvironmentError(f"cannot run the environment's python {self.python}: {e} ({self._where()})") from None
         self._proc, self._owner = proc, os.getpid()
@@ -250,7 +221,7 @@ class EnvScorer:
     def _crashed(self, what: str) -> ScorerProcessError:
         """The error for a child that died (reaped here), with its exit status and stderr tail."""
         code = self._reap()
-        tail = _tail(self.log_path)
+        tail = log_tail(self.log_path, _TAIL_LINES)
         return ScorerProcessError(f"The scorer process failed ({what}; {_exit_status(code)}) ({self._where()})"
                                   + (f"; the end of its log:\n{tail}" if tail else ""))
 

@@ -2,8 +2,10 @@
 
 The context holds the model, its requirements (minus MLflow, which serving does not need,
 and spark-models itself, installed separately), spark-models (its source when it runs from
-a checkout, else a pinned PyPI requirement) and a Dockerfile whose command is
-``spark-models serve`` on port 8080. Java is installed only when the model scores through
+a checkout, else a pinned PyPI requirement), the entry script and a Dockerfile. The image
+follows SageMaker's inference container contract (:mod:`spark_models.serving.sagemaker_entrypoint`):
+``docker run IMAGE serve`` (also the default command) serves ``/opt/ml/model`` on port 8080, and
+``docker run IMAGE CMD...`` runs a command. Java is installed only when the model scores through
 Spark (a spark flavor without an MLeap bundle), unless told otherwise.
 """
 
@@ -18,18 +20,19 @@ from pathlib import Path
 from spark_models.environment import read_requirements, requirement_name
 from spark_models.exceptions import InvalidArgumentError
 from spark_models.flavors.opening import open_model
+from spark_models.serving.sagemaker_entrypoint import MODEL_DIR, PORT
 
 _logger = logging.getLogger(__name__)
 
-PORT = 8080
 SOURCE_DIR = "spark-models-src"
 REQUIREMENTS = "model-requirements.txt"
+ENTRYPOINT = "entrypoint.py"
 _NOT_INSTALLED = {"mlflow", "mlflow-skinny", "spark-models"}
 _SOURCE_ITEMS = ("pyproject.toml", "README.md", "spark_models", "udf", "mleap_bridge")
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$")
 
 
-def build_context(model_uri: str, context_dir: str | Path, install_java: bool | None = None) -> Path:
+def build_context(model_uri: str, context_dir: str | Path, *, install_java: bool | None = None) -> Path:
     """Write the build context for ``model_uri`` into ``context_dir`` (which must be empty or absent)."""
     target = Path(context_dir)
     if target.exists() and any(target.iterdir()):
@@ -41,14 +44,15 @@ def build_context(model_uri: str, context_dir: str | Path, install_java: bool | 
     kept, dropped = _split_requirements(read_requirements(source))
     header = f"# From the model's requirements.txt; not installed here: {', '.join(dropped) or 'nothing'}\n"
     (target / REQUIREMENTS).write_text(header + "".join(f"{r}\n" for r in kept))
+    shutil.copy(Path(__file__).with_name("sagemaker_entrypoint.py"), target / ENTRYPOINT)
     install_line = _spark_models_install(target)
     java = _needs_java(meta.flavors) if install_java is None else install_java
     python = _python_minor(meta.flavors.get("python_function", {}).get("python_version"))
-    (target / "Dockerfile").write_text(dockerfile(python, install_line, java))
+    (target / "Dockerfile").write_text(dockerfile(python, install_line, java=java))
     return target
 
 
-def dockerfile(python: str, spark_models_install: str, java: bool) -> str:
+def dockerfile(python: str, spark_models_install: str, *, java: bool) -> str:
     """The Dockerfile text."""
     java_step = (
         "RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless \\\n"
@@ -65,9 +69,11 @@ def dockerfile(python: str, spark_models_install: str, java: bool) -> str:
         f"{spark_models_install}"
         f"COPY {REQUIREMENTS} /opt/ml/{REQUIREMENTS}\n"
         f"RUN pip install -r /opt/ml/{REQUIREMENTS}\n"
-        "COPY model /opt/ml/model\n"
+        f"COPY {ENTRYPOINT} /opt/ml/{ENTRYPOINT}\n"
+        f"COPY model {MODEL_DIR}\n"
         f"EXPOSE {PORT}\n"
-        f'CMD spark-models serve -m /opt/ml/model -h 0.0.0.0 -p {PORT} -w "$WORKERS"\n'
+        f'ENTRYPOINT ["python", "/opt/ml/{ENTRYPOINT}"]\n'
+        'CMD ["serve"]\n'
     )
 
 
